@@ -1,0 +1,13 @@
+/** Packet capture: pure frame decoding and BPF filter text, plus the libpcap edge. */
+export { canonicalAddress, formatAddress, formatIPv4, formatIPv6, parseAddress, parseIPv4, parseIPv6 } from './address.js';
+export { decodeFrame, ETHERNET_HEADER_LENGTH, LinkType, type DecodedFrame, type FrameReason, type UdpDatagram } from './frames.js';
+export { buildCaptureFilter, type CaptureFilterOptions, type KnockPortRange } from './filter.js';
+export {
+  capCanUseImmediateMode,
+  DEFAULT_CAPTURE_BUFFER_SIZE,
+  linkTypeFromCapName,
+  openCapture,
+  type Capture,
+  type CaptureErrorCode,
+  type CaptureOptions,
+} from './pcap-capture.js';
