@@ -7,7 +7,7 @@
  * often not filled in yet.
  */
 import { accept, reject, type Decoded } from '../../client-lib/protocol/result.js';
-import { formatIPv4, formatIPv6 } from './address.js';
+import { formatIPv4, formatIPv6 } from '../../client-lib/protocol/address.js';
 
 /** libpcap link-layer header types, as pcap_datalink() reports them. */
 export const LinkType = {

@@ -1,5 +1,4 @@
 /** Packet capture: pure frame decoding and BPF filter text, plus the libpcap edge. */
-export { canonicalAddress, formatAddress, formatIPv4, formatIPv6, parseAddress, parseIPv4, parseIPv6 } from './address.js';
 export { decodeFrame, ETHERNET_HEADER_LENGTH, LinkType, type DecodedFrame, type FrameReason, type UdpDatagram } from './frames.js';
 export { buildCaptureFilter, type CaptureFilterOptions, type KnockPortRange } from './filter.js';
 export {

@@ -1,7 +1,7 @@
 import { BlockList, isIPv6, SocketAddress } from 'node:net';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { canonicalAddress, formatIPv4, formatIPv6, parseAddress, parseIPv4, parseIPv6 } from '../../server/capture/address.js';
+import { canonicalAddress, formatIPv4, formatIPv6, parseAddress, parseIPv4, parseIPv6 } from '../../client-lib/protocol/address.js';
 
 const SEED = 20260101;
 
