@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { canonicalAddress, parseAddress } from '../../server/capture/address.js';
+import { canonicalAddress, parseAddress } from '../../client-lib/protocol/address.js';
 import { decodeFrame, LinkType, type DecodedFrame, type FrameReason } from '../../server/capture/frames.js';
 
 const SEED = 20260101;
