@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { checkClientCertificate, createTrustState, parseCrl, type TrustState } from '../../server/trust/index.js';
-import { createCertificateZoo, type CertificateZoo } from '../helpers/cert-zoo.js';
+import { parseCertificate } from '../../server/trust/x509.js';
+import { createCertificateZoo, issueCertificate, x509, type CertificateZoo } from '../helpers/cert-zoo.js';
 
 const now = new Date('2026-01-01T00:00:00Z');
 const seed = 20260101;
@@ -82,6 +83,33 @@ describe('trust decoders never throw on hostile input', () => {
         if (parseCrl(mutated, trust).ok) expect(mutated.equals(zoo.crls.current)).toBe(true);
       }),
       { seed, numRuns: 400 },
+    );
+  });
+
+  it('survives arbitrary values in the extensions it decodes itself', async () => {
+    const decodedHere = ['2.5.29.15', '2.5.29.19', '2.5.29.37', '2.5.29.17'];
+    // Short DER-ish values: a plausible tag and length in front of random content.
+    const value = fc.oneof(
+      bytes.map((random) => random.subarray(0, 40)),
+      fc.tuple(fc.constantFrom(0x03, 0x30, 0xa0, 0x06, 0x01, 0x02, 0x0c), fc.uint8Array({ maxLength: 30 })).map(([tag, content]) =>
+        Buffer.concat([Buffer.from([tag, content.length]), content]),
+      ),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...decodedHere), value, fc.boolean(), async (extensionOid, extensionValue, critical) => {
+        const client = await issueCertificate(zoo.ca, {
+          now,
+          keyUsage: null,
+          extendedKeyUsage: null,
+          basicConstraints: null,
+          authorization: null,
+          key: zoo.clients.valid.keys,
+          extraExtensions: [new x509.Extension(extensionOid, critical, extensionValue)],
+        });
+        parseCertificate(client.der);
+        expect(checkClientCertificate(trust, client.der, undefined, now.getTime()).ok).toBe(false);
+      }),
+      { seed, numRuns: 150 },
     );
   });
 

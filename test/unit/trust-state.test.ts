@@ -243,6 +243,14 @@ describe('parseCrl and crlFreshness', () => {
     });
   });
 
+  it('refuses a delta CRL: a critical extension it does not process changes what the list means', async () => {
+    const deltaIndicator = new x509.Extension('2.5.29.27', true, Buffer.from([0x02, 0x01, 0x06]));
+    const delta = await issueCrl(zoo.ca, { now, extraExtensions: [deltaIndicator] });
+    const parsed = parseCrl(delta, [zoo.ca.der]);
+    expect(parsed).toMatchObject({ ok: false, reason: 'crl-unsupported' });
+    expect(parsed.ok ? '' : parsed.detail).toContain('2.5.29.27');
+  });
+
   it('refuses a CRL that was verified against a CA the state does not trust', () => {
     const foreign = verifiedCrl(zoo.crls.ofOtherCa, [zoo.ca.der, zoo.otherCa.der]);
     expectThrowsCode(() => state({ crl: foreign }), 'SKNOCK_TRUST_CRL_MISMATCH');

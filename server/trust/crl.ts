@@ -1,0 +1,93 @@
+/**
+ * Certificate revocation lists: parsed once per download, verified against
+ * the CA that issued them (the original server checked neither signature
+ * nor nextUpdate), then used as a set of revoked serial numbers.
+ */
+import type { KeyObject } from 'node:crypto';
+import { accept, reject, type Decoded } from '../../client-lib/protocol/result.js';
+import { parseAnchors, type TrustAuthorities } from './authorities.js';
+import { parseCertificateList, verifySignedBytes, type ParsedCertificate } from './x509.js';
+
+export type CrlReason = 'crl-malformed' | 'crl-untrusted-issuer' | 'crl-bad-signature' | 'crl-unsupported';
+
+export type CrlFreshness = 'fresh' | 'stale' | 'not-yet-valid';
+
+export interface VerifiedCrl {
+  /** Subject of the CA certificate whose key signed the CRL. */
+  readonly issuer: string;
+  readonly issuerNameDer: Buffer;
+  readonly issuerPublicKey: KeyObject;
+  readonly thisUpdateMs: number;
+  /** RFC 5280 requires it; a CRL without one counts as stale. */
+  readonly nextUpdateMs: number | undefined;
+  readonly crlNumber: bigint | undefined;
+  /** Integer values (two's complement), so encoding differences cannot hide an entry. */
+  readonly revokedSerials: ReadonlySet<bigint>;
+  readonly count: number;
+}
+
+const pemBlock = /-----BEGIN (?:X509 )?CRL-----([A-Za-z0-9+/=\s]*)-----END (?:X509 )?CRL-----/;
+
+/** DER as is; PEM (`X509 CRL`, or @peculiar/x509's `CRL`) decoded to DER. */
+function crlDer(bytes: Buffer): Decoded<Buffer, 'crl-malformed'> {
+  const head = bytes.subarray(0, 64).toString('latin1').trimStart();
+  if (!head.startsWith('-----BEGIN')) return accept(bytes);
+  const match = pemBlock.exec(bytes.toString('latin1'));
+  return match ? accept(Buffer.from(match[1]!, 'base64')) : reject('crl-malformed', 'PEM input holds no X509 CRL block');
+}
+
+function authoritiesOf(issuers: TrustAuthorities | readonly Buffer[]): ParsedCertificate[] {
+  if (Array.isArray(issuers)) return parseAnchors(issuers as readonly Buffer[]);
+  const { anchors, intermediates } = issuers as TrustAuthorities;
+  return [...anchors, ...intermediates.map((intermediate) => intermediate.certificate)];
+}
+
+/**
+ * Parses a CRL and verifies it: the issuer name must equal (byte for byte) the
+ * subject of one of the given CAs, that CA must be allowed to sign CRLs, and
+ * its key must verify the signature. `issuers` is a trust state or CA
+ * certificates (DER); a bad CA certificate throws SknockError (operator input).
+ */
+export function parseCrl(bytes: Buffer, issuers: TrustAuthorities | readonly Buffer[]): Decoded<VerifiedCrl, CrlReason> {
+  const der = crlDer(bytes);
+  if (!der.ok) return der;
+  const parsed = parseCertificateList(der.value);
+  if (!parsed.ok) return parsed;
+  const crl = parsed.value;
+  // A critical extension we do not process (delta CRL, indirect CRL, partitioned scope) changes what the list means.
+  if (crl.unsupportedCriticalExtensions.length > 0) {
+    return reject('crl-unsupported', `CRL has unsupported critical extensions ${crl.unsupportedCriticalExtensions.join(', ')}`);
+  }
+  const named = authoritiesOf(issuers).filter((authority) => authority.subjectNameDer.equals(crl.issuerNameDer));
+  if (named.length === 0) return reject('crl-untrusted-issuer', 'CRL issuer is none of the configured CAs');
+  const allowed = named.filter((authority) => authority.keyUsage === undefined || authority.keyUsage.has('cRLSign'));
+  if (allowed.length === 0) return reject('crl-untrusted-issuer', `CA ${named[0]!.subject} may not sign CRLs (keyUsage lacks cRLSign)`);
+  const outcomes = allowed.map((authority) => ({ authority, outcome: verifySignedBytes(crl, authority.publicKey) }));
+  const signer = outcomes.find((candidate) => candidate.outcome === 'valid')?.authority;
+  if (!signer) {
+    return outcomes.some((candidate) => candidate.outcome === 'unsupported-algorithm')
+      ? reject('crl-unsupported', `CRL signature algorithm ${crl.signatureAlgorithm} is not supported`)
+      : reject('crl-bad-signature', `CRL signature does not verify with the key of ${allowed[0]!.subject}`);
+  }
+  const revokedSerials = new Set(crl.revokedSerials);
+  return accept({
+    issuer: signer.subject,
+    issuerNameDer: signer.subjectNameDer,
+    issuerPublicKey: signer.publicKey,
+    thisUpdateMs: crl.thisUpdateMs,
+    nextUpdateMs: crl.nextUpdateMs,
+    crlNumber: crl.crlNumber,
+    revokedSerials,
+    count: revokedSerials.size,
+  });
+}
+
+export function crlFreshness(crl: VerifiedCrl, nowMs: number): CrlFreshness {
+  if (nowMs < crl.thisUpdateMs) return 'not-yet-valid';
+  return crl.nextUpdateMs === undefined || nowMs > crl.nextUpdateMs ? 'stale' : 'fresh';
+}
+
+/** The CRL speaks for certificates issued by the CA that signed it: same name, same key. */
+export function crlCovers(crl: VerifiedCrl, issuer: ParsedCertificate): boolean {
+  return crl.issuerNameDer.equals(issuer.subjectNameDer) && crl.issuerPublicKey.equals(issuer.publicKey);
+}

@@ -1,0 +1,20 @@
+/** The server's trust decisions: which client certificates may knock, and for which ports. */
+export {
+  checkClientCertificate,
+  createTrustState,
+  defaultCacheSize,
+  trustCacheStats,
+  trustReasons,
+  type ClientIdentity,
+  type CrlPolicy,
+  type TrustOptions,
+  type TrustReason,
+  type TrustState,
+  type TrustVerdict,
+  type TrustWarning,
+} from './trust-state.js';
+export { crlFreshness, parseCrl, type CrlFreshness, type CrlReason, type VerifiedCrl } from './crl.js';
+export { authorizationOid, authorizePorts, readAuthorization, type AuthorizationReason } from './authorization.js';
+export { parseCertificate, type ParsedCertificate } from './x509.js';
+export type { TrustConfigErrorCode } from './authorities.js';
+export type { CacheStats } from './verified-cache.js';
