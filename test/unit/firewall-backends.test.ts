@@ -184,9 +184,9 @@ describe('NftablesBackend (spawned nft, recorded)', () => {
   it('refuses bad grants and policies before any command runs', async () => {
     const runner = new RecordingRunner();
     const backend = new NftablesBackend({ runner, interactive: false });
-    expect(() => backend.grant([v4, injected])).toThrowError(expect.objectContaining({ code: 'SKNOCK_FIREWALL_INVALID_GRANT' }));
-    expect(() => backend.grant([{ ...v4, protocol: 'tcp } accept; drop' as 'tcp' }])).toThrowError(/protocol/);
-    expect(() => backend.start({ ...policy, mode: 'accept' as 'drop' })).toThrowError(expect.objectContaining({ code: 'SKNOCK_FIREWALL_INVALID_POLICY' }));
+    await expect(backend.grant([v4, injected])).rejects.toMatchObject({ code: 'SKNOCK_FIREWALL_INVALID_GRANT' });
+    await expect(backend.grant([{ ...v4, protocol: 'tcp } accept; drop' as 'tcp' }])).rejects.toThrow(/protocol/);
+    await expect(backend.start({ ...policy, mode: 'accept' as 'drop' })).rejects.toMatchObject({ code: 'SKNOCK_FIREWALL_INVALID_POLICY' });
     expect(runner.calls).toEqual([]);
   });
 
@@ -448,9 +448,9 @@ describe('command hooks', () => {
     expect((await backend.list()).map((grant) => grant.address)).toEqual([v6.address]);
   });
 
-  it('never passes an injected address to a hook', () => {
+  it('never passes an injected address to a hook', async () => {
     const runner = new RecordingRunner();
-    expect(() => hooks(runner).grant([injected])).toThrowError(/refused grant/);
+    await expect(hooks(runner).grant([injected])).rejects.toThrow(/refused grant/);
     expect(runner.calls).toEqual([]);
   });
 });

@@ -3,22 +3,23 @@ import { isSknockError } from '../../client-lib/errors.js';
 import { mergeGrants, OperationQueue } from '../../server/firewall/operation-queue.js';
 import type { Grant } from '../../server/firewall/types.js';
 import {
-  canonicalAddress,
   parseGrant,
   parseGrants,
   parsePolicy,
   requireGrants,
   requirePolicy,
   MAX_GRANTS_PER_CALL,
+  parseGrantAddress,
 } from '../../server/firewall/validation.js';
 
 const good: Grant = { address: '198.18.0.2', protocol: 'tcp', port: 22, seconds: 15 };
 
-describe('canonicalAddress', () => {
-  it('keeps IPv4 and writes IPv6 in RFC 5952 form', () => {
-    expect(canonicalAddress('198.18.0.2')).toBe('198.18.0.2');
-    expect(canonicalAddress('FD00:0018:0:0::2')).toBe('fd00:18::2');
-    expect(canonicalAddress('1::2:3:4:5:6:7')).toBe('1:0:2:3:4:5:6:7');
+describe('parseGrantAddress', () => {
+  it('keeps IPv4 and writes IPv6 in the project\'s canonical (RFC 5952) form', () => {
+    expect(parseGrantAddress('198.18.0.2')).toBe('198.18.0.2');
+    expect(parseGrantAddress('FD00:0018:0:0::2')).toBe('fd00:18::2');
+    expect(parseGrantAddress('1::2:3:4:5:6:7')).toBe('1:0:2:3:4:5:6:7');
+    expect(parseGrantAddress('::FFFF:198.18.0.2')).toBe('::ffff:198.18.0.2');
   });
 
   it.each([
@@ -33,12 +34,12 @@ describe('canonicalAddress', () => {
     '',
     'localhost',
   ])('refuses %j', (text) => {
-    expect(canonicalAddress(text)).toBeNull();
+    expect(parseGrantAddress(text)).toBeNull();
   });
 
   it('refuses what is not a string', () => {
-    expect(canonicalAddress(0x01020304)).toBeNull();
-    expect(canonicalAddress(null)).toBeNull();
+    expect(parseGrantAddress(0x01020304)).toBeNull();
+    expect(parseGrantAddress(null)).toBeNull();
   });
 });
 

@@ -1,0 +1,37 @@
+import { CommandHooksBackend } from './command-hooks.js';
+import { IptablesBackend } from './iptables.js';
+import { NftablesBackend } from './nftables.js';
+import { localRunner } from './runner.js';
+import type { BackendOptions, CommandRunner, FirewallBackend } from './types.js';
+
+export type {
+  ActiveGrant,
+  BackendOptions,
+  Clock,
+  CommandResult,
+  CommandRunner,
+  FirewallBackend,
+  FirewallErrorCode,
+  FirewallMode,
+  FirewallPolicy,
+  Grant,
+} from './types.js';
+export { CommandHooksBackend, parseCommandTemplate } from './command-hooks.js';
+export { FirewallHelperClient } from './helper-client.js';
+export { parseBackendOptions } from './helper-protocol.js';
+export { IptablesBackend } from './iptables.js';
+export { NftablesBackend } from './nftables.js';
+export { localRunner, prefixedRunner } from './runner.js';
+export { MAX_GRANT_SECONDS } from './validation.js';
+
+/** The backend the configuration names, running its commands through `runner`. */
+export function createFirewallBackend(options: BackendOptions, runner: CommandRunner = localRunner): FirewallBackend {
+  switch (options.kind) {
+    case 'nftables':
+      return new NftablesBackend({ runner });
+    case 'iptables':
+      return new IptablesBackend({ runner, ipset: options.ipset });
+    case 'command':
+      return new CommandHooksBackend({ runner, openCommand: options.openCommand, closeCommand: options.closeCommand });
+  }
+}
