@@ -1,0 +1,88 @@
+#!/usr/bin/env node
+/** sknock-server: run the daemon, check a configuration, or show the CRL state. */
+import { pathToFileURL } from 'node:url';
+import { SknockError } from '../client-lib/errors.js';
+import { caCertificatesOf, loadPkcs12File } from '../client-lib/pkcs12.js';
+import { createServerContext } from '../client-lib/protocol/index.js';
+import { SERVER_USAGE, parseServerArgs } from './cli-args.js';
+import { describeConfig, loadServerConfig, type ServerConfig } from './config.js';
+import { describeCrl, readCrlFile } from './crl-file.js';
+import { startServer } from './daemon.js';
+import { createLogger, type Logger } from './log.js';
+import { lookupUser } from './privileges.js';
+
+interface Output {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+}
+
+/** Loads what the daemon would load at start, so check-config finds what start would trip on. */
+function checkTrustMaterial(config: ServerConfig): string[] {
+  const bundle = loadPkcs12File(config.identity.pfxFile, config.identity.pfxPassword);
+  const authorities = caCertificatesOf(bundle, config.identity.pfxFile);
+  createServerContext(bundle.privateKey, bundle.certificateDer);
+  lookupUser(config.runtime.user);
+  const notes = [
+    `server certificate: ${bundle.certificate.subject.replace(/\n/g, ', ')} (expires ${new Date(bundle.certificate.validTo).toISOString()})`,
+    ...authorities.map((authority) => `trusted CA: ${authority.subject.replace(/\n/g, ', ')}`),
+  ];
+  return notes;
+}
+
+function crlReport(config: ServerConfig): string {
+  if (config.crl.file === null) return 'CRL: none configured (crlFile)';
+  const bundle = loadPkcs12File(config.identity.pfxFile, config.identity.pfxPassword);
+  const caCertificates = caCertificatesOf(bundle, config.identity.pfxFile).map((certificate) => certificate.raw);
+  const state = readCrlFile(config.crl.file, caCertificates, Date.now());
+  if (state.kind !== 'loaded') return `CRL: ${state.kind}: ${state.detail}\npolicy: crlPolicy = ${config.crl.policy}`;
+  const lines = Object.entries({ file: config.crl.file, ...describeCrl(state.crl), freshness: state.freshness, policy: config.crl.policy });
+  return lines.map(([key, value]) => `${key}: ${value}`).join('\n');
+}
+
+function waitForSignals(stop: (reason: string) => Promise<void>, logger: Logger): void {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => void stop(signal));
+  }
+  process.on('SIGHUP', () => logger.warn('sighup-ignored', { detail: 'reloading on SIGHUP is not implemented yet: restart to reload' }));
+}
+
+export async function runSknockServer(argv: readonly string[], output: Output): Promise<number> {
+  try {
+    const args = parseServerArgs(argv);
+    if (args.command === 'help') {
+      output.stdout(SERVER_USAGE);
+      return 0;
+    }
+    const { config, warnings } = loadServerConfig(args.configFile, args.overrides);
+    if (args.command === 'check-config') {
+      const notes = checkTrustMaterial(config);
+      output.stdout(`${describeConfig(config)}\n`);
+      for (const warning of warnings) output.stderr(`warning: ${warning}\n`);
+      output.stdout(`${notes.map((note) => `# ${note}`).join('\n')}\n# configuration OK (${args.configFile})\n`);
+      return 0;
+    }
+    if (args.command === 'crl-status') {
+      output.stdout(`${crlReport(config)}\n`);
+      return 0;
+    }
+    const logger = createLogger({ level: config.log.level, format: config.log.format });
+    for (const warning of warnings) logger.warn('config-warning', { detail: warning });
+    const server = await startServer(config, logger);
+    waitForSignals(server.stop, logger);
+    await server.stopped;
+    return 0;
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    output.stderr(`sknock-server: ${message}\n`);
+    return error instanceof SknockError ? 2 : 1;
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const status = await runSknockServer(process.argv.slice(2), {
+    stdout: (text) => process.stdout.write(text),
+    stderr: (text) => process.stderr.write(text),
+  });
+  // Capture handles and timers would keep the process alive after a stop.
+  process.exit(status);
+}
