@@ -183,7 +183,8 @@ export async function waitUntilClosed(net: TestNetwork, host: string, port: numb
 
 /** A TCP service in the server namespace (a tiny node server) on every address. */
 export async function startTcpService(net: TestNetwork, port: number): Promise<{ stop(): Promise<void> }> {
-  const script = `require('net').createServer((s) => s.end('hello\\n')).listen(${port}, '::', () => console.log('listening'))`;
+  // Probes reset their connections: a socket error must not end the service.
+  const script = `require('net').createServer((s) => { s.on('error', () => {}); s.end('hello\\n'); }).listen(${port}, '::', () => console.log('listening'))`;
   const child = spawn('ip', ['netns', 'exec', net.server, process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     child.stdout!.once('data', () => resolve());
