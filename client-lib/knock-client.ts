@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { SknockError } from './errors.js';
-import { buildKnock, knock, resolveClientAddress, type ClientAddressChoice, type KnockReport } from './knock.js';
+import { authorizationWarning, buildKnock, knock, resolveClientAddress, type ClientAddressChoice, type KnockReport } from './knock.js';
 import { parsePortRange, resolveHost, type AddressFamily } from './network.js';
 import { resolvePassword } from './password.js';
 import { loadPkcs12File } from './pkcs12.js';
@@ -115,6 +115,8 @@ export async function runKnockClient(argv: readonly string[], output: ClientOutp
       resolvePassword({ password: values.password, passwordFile: values['password-file'], environment }),
     );
     const serverCertificate = loadServerCertificateFile(required('server-cert', values['server-cert']));
+    const warning = authorizationWarning(identity, ports);
+    if (warning) output.stderr(`knock-client: warning: ${warning}\n`);
     const savePacket = values['save-packet'];
     const content = {
       identity,

@@ -6,7 +6,9 @@ import {
   type KnockFormat,
 } from './protocol/index.js';
 import { formatAddress, parseAddress } from './protocol/address.js';
-import type { PortRequest } from './protocol/ports.js';
+import { readAuthorization } from './certificate/authorization.js';
+import { parseCertificate } from './certificate/x509.js';
+import { formatPortList, samePort, type PortRequest } from './protocol/ports.js';
 import {
   DEFAULT_KNOCK_PORTS,
   chooseKnockPort,
@@ -200,4 +202,19 @@ export async function knock(options: KnockOptions): Promise<KnockReport> {
       };
     }
   }
+}
+
+/**
+ * What the client's own certificate says against the request, before it is
+ * sent: the server will refuse ports the certificate does not permit.
+ * Returns a warning text, or undefined when the request looks authorized.
+ */
+export function authorizationWarning(identity: Pkcs12Bundle, ports: readonly PortRequest[]): string | undefined {
+  const certificate = parseCertificate(identity.certificateDer);
+  if (!certificate.ok) return 'your certificate cannot be read as an sKnock client certificate: the server will refuse the knock';
+  const permitted = readAuthorization(certificate.value);
+  if (!permitted.ok) return `your certificate carries no usable port authorization (${permitted.detail ?? permitted.reason}): the server will refuse the knock`;
+  const refused = ports.filter((request) => !permitted.value.some((allowed) => samePort(allowed, request)));
+  if (refused.length === 0) return undefined;
+  return `your certificate permits ${formatPortList(permitted.value)}, not ${formatPortList(refused)}: the server will refuse the knock`;
 }

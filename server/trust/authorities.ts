@@ -4,7 +4,7 @@
  * problems throw for the operator; a knock's intermediate gets a reason.
  */
 import { SknockError } from '../../client-lib/errors.js';
-import { isIssuedBy, isSignedBy, parseCertificate, type ParsedCertificate } from './x509.js';
+import { isIssuedBy, isSignedBy, parseCertificate, type ParsedCertificate } from '../../client-lib/certificate/x509.js';
 
 export type TrustConfigErrorCode =
   | 'SKNOCK_TRUST_NO_CA'

@@ -6,7 +6,7 @@
 import type { KeyObject } from 'node:crypto';
 import { accept, reject, type Decoded } from '../../client-lib/protocol/result.js';
 import { parseAnchors, type TrustAuthorities } from './authorities.js';
-import { parseCertificateList, verifySignedBytes, type ParsedCertificate } from './x509.js';
+import { parseCertificateList, verifySignedBytes, type ParsedCertificate } from '../../client-lib/certificate/x509.js';
 
 export type CrlReason = 'crl-malformed' | 'crl-untrusted-issuer' | 'crl-bad-signature' | 'crl-unsupported';
 

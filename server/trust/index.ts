@@ -14,7 +14,7 @@ export {
   type TrustWarning,
 } from './trust-state.js';
 export { crlFreshness, parseCrl, type CrlFreshness, type CrlReason, type VerifiedCrl } from './crl.js';
-export { authorizationOid, authorizePorts, readAuthorization, type AuthorizationReason } from './authorization.js';
-export { parseCertificate, type ParsedCertificate } from './x509.js';
+export { authorizationOid, authorizePorts, readAuthorization, type AuthorizationReason } from '../../client-lib/certificate/authorization.js';
+export { parseCertificate, type ParsedCertificate } from '../../client-lib/certificate/x509.js';
 export type { TrustConfigErrorCode } from './authorities.js';
 export type { CacheStats } from './verified-cache.js';

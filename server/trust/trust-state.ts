@@ -19,7 +19,7 @@ import type { KeyObject } from 'node:crypto';
 import { SknockError } from '../../client-lib/errors.js';
 import type { PortRequest } from '../../client-lib/protocol/ports.js';
 import { accept, reject, type Decoded } from '../../client-lib/protocol/result.js';
-import { readAuthorization } from './authorization.js';
+import { readAuthorization } from '../../client-lib/certificate/authorization.js';
 import {
   findIssuers,
   linkIntermediate,
@@ -30,7 +30,7 @@ import {
 } from './authorities.js';
 import { crlCovers, crlFreshness, type VerifiedCrl } from './crl.js';
 import { BoundedCache, type CacheStats } from './verified-cache.js';
-import { isP256, oid, parseCertificate, sha256Hex, type ParsedCertificate } from './x509.js';
+import { isP256, oid, parseCertificate, sha256Hex, type ParsedCertificate } from '../../client-lib/certificate/x509.js';
 
 export const trustReasons = [
   'certificate-malformed',

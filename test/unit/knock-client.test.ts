@@ -74,6 +74,14 @@ describe('knock-client', () => {
     expect((await cli(['--frobnicate'])).status).toBe(2);
   });
 
+  it('warns before sending a request its own certificate does not permit', async () => {
+    const bob = ['--pfx', path.join(devPki, 'client', 'bob.pfx'), '--password', 'portknocking', '--server-cert', alice[5]!];
+    const refused = await cli([...bob, '-p', 'tcp/22', '--dry-run', '127.0.0.1']);
+    expect(refused.status).toBe(0);
+    expect(refused.stderr).toMatch(/warning: your certificate permits tcp\/8080, not tcp\/22: the server will refuse the knock/);
+    expect((await cli([...bob, '-p', 'tcp/8080', '--dry-run', '127.0.0.1'])).stderr).toBe('');
+  });
+
   it('takes the password from SKNOCK_PFX_PASSWORD', async () => {
     const result = await cli(['--pfx', alice[1]!, '--server-cert', alice[5]!, '-p', 'tcp/22', '--dry-run', '127.0.0.1'], { SKNOCK_PFX_PASSWORD: 'portknocking' });
     expect(result.status).toBe(0);

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { checkClientCertificate, createTrustState, parseCrl, type TrustState } from '../../server/trust/index.js';
-import { parseCertificate } from '../../server/trust/x509.js';
+import { parseCertificate } from '../../client-lib/certificate/x509.js';
 import { createCertificateZoo, issueCertificate, x509, type CertificateZoo } from '../helpers/cert-zoo.js';
 
 const now = new Date('2026-01-01T00:00:00Z');

@@ -11,7 +11,7 @@
 import { X509Certificate, createHash, verify as verifySignatureBytes, type KeyObject } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { Time } from '@peculiar/asn1-x509';
-import { accept, reject, type Decoded } from '../../client-lib/protocol/result.js';
+import { accept, reject, type Decoded } from '../protocol/result.js';
 import {
   contentOf,
   derTag,

@@ -2,8 +2,8 @@
  * Which ports a client certificate may open: the subjectAltName otherName
  * 1.3.6.1.4.1.19518 holding a UTF8String such as `1.22,0.53` (1 = TCP, 0 = UDP).
  */
-import { decodeAuthorization, formatPortList, samePort, type PortRequest } from '../../client-lib/protocol/ports.js';
-import { accept, reject, type Decoded } from '../../client-lib/protocol/result.js';
+import { decodeAuthorization, formatPortList, samePort, type PortRequest } from '../protocol/ports.js';
+import { accept, reject, type Decoded } from '../protocol/result.js';
 import { contentOf, derTag, readWhole } from './der.js';
 import type { ParsedCertificate } from './x509.js';
 

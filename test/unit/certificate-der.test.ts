@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { integerValue, objectIdentifierText, readChildren, readElement, readWhole } from '../../server/trust/der.js';
+import { integerValue, objectIdentifierText, readChildren, readElement, readWhole } from '../../client-lib/certificate/der.js';
 
 const hex = (text: string) => Buffer.from(text.replace(/\s/g, ''), 'hex');
 
