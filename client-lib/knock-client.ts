@@ -4,9 +4,9 @@
  * certificate, sends it, and checks that the TCP ports answer.
  */
 import { writeFileSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { SknockError } from './errors.js';
+import { isEntryPoint } from './entry-point.js';
 import { authorizationWarning, buildKnock, knock, resolveClientAddress, type ClientAddressChoice, type KnockReport } from './knock.js';
 import { parsePortRange, resolveHost, type AddressFamily } from './network.js';
 import { resolvePassword } from './password.js';
@@ -191,7 +191,7 @@ function describeReport(report: KnockReport): string {
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+if (isEntryPoint(import.meta.url)) {
   process.exitCode = await runKnockClient(process.argv.slice(2), {
     stdout: (text) => process.stdout.write(text),
     stderr: (text) => process.stderr.write(text),

@@ -1,14 +1,15 @@
 #!/usr/bin/env node
 /** sknock-server: run the daemon, check a configuration, or show the CRL state. */
-import { pathToFileURL } from 'node:url';
 import { SknockError } from '../client-lib/errors.js';
+import { isEntryPoint } from '../client-lib/entry-point.js';
 import { caCertificatesOf, loadPkcs12File } from '../client-lib/pkcs12.js';
 import { createServerContext } from '../client-lib/protocol/index.js';
 import { SERVER_USAGE, parseServerArgs } from './cli-args.js';
 import { describeConfig, loadServerConfig, type ServerConfig } from './config.js';
-import { describeCrl, readCrlFile } from './crl-file.js';
-import { startServer } from './daemon.js';
-import { createLogger, type Logger } from './log.js';
+import { readCrlFile, type CrlFileState } from './crl-file.js';
+import { crlStatusFileFor, formatCrlStatus, readCrlStatus } from './crl-status.js';
+import { startServer, type RunningServer } from './daemon.js';
+import { createLogger } from './log.js';
 import { lookupUser } from './privileges.js';
 
 interface Output {
@@ -29,21 +30,21 @@ function checkTrustMaterial(config: ServerConfig): string[] {
   return notes;
 }
 
-function crlReport(config: ServerConfig): string {
-  if (config.crl.file === null) return 'CRL: none configured (crlFile)';
-  const bundle = loadPkcs12File(config.identity.pfxFile, config.identity.pfxPassword);
-  const caCertificates = caCertificatesOf(bundle, config.identity.pfxFile).map((certificate) => certificate.raw);
-  const state = readCrlFile(config.crl.file, caCertificates, Date.now());
-  if (state.kind !== 'loaded') return `CRL: ${state.kind}: ${state.detail}\npolicy: crlPolicy = ${config.crl.policy}`;
-  const lines = Object.entries({ file: config.crl.file, ...describeCrl(state.crl), freshness: state.freshness, policy: config.crl.policy });
-  return lines.map(([key, value]) => `${key}: ${value}`).join('\n');
+/** The CRL file as this command reads it, and the running daemon's CRL in force and last refresh. */
+async function crlReport(config: ServerConfig): Promise<string> {
+  let fileState: CrlFileState | null = null;
+  if (config.crl.file !== null) {
+    const bundle = loadPkcs12File(config.identity.pfxFile, config.identity.pfxPassword);
+    const caCertificates = caCertificatesOf(bundle, config.identity.pfxFile).map((certificate) => certificate.raw);
+    fileState = readCrlFile(config.crl.file, caCertificates, Date.now());
+  }
+  return formatCrlStatus(config, fileState, await readCrlStatus(crlStatusFileFor(config)));
 }
 
-function waitForSignals(stop: (reason: string) => Promise<void>, logger: Logger): void {
+function waitForSignals(server: RunningServer): void {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => void stop(signal));
+    process.on(signal, () => void server.stop(signal));
   }
-  process.on('SIGHUP', () => logger.warn('sighup-ignored', { detail: 'reloading on SIGHUP is not implemented yet: restart to reload' }));
 }
 
 export async function runSknockServer(argv: readonly string[], output: Output): Promise<number> {
@@ -62,13 +63,16 @@ export async function runSknockServer(argv: readonly string[], output: Output): 
       return 0;
     }
     if (args.command === 'crl-status') {
-      output.stdout(`${crlReport(config)}\n`);
+      output.stdout(`${await crlReport(config)}\n`);
       return 0;
     }
     const logger = createLogger({ level: config.log.level, format: config.log.format });
     for (const warning of warnings) logger.warn('config-warning', { detail: warning });
-    const server = await startServer(config, logger);
-    waitForSignals(server.stop, logger);
+    // Registered before the start: SIGHUP's default action would end the process.
+    let server: RunningServer | undefined;
+    process.on('SIGHUP', () => (server === undefined ? logger.info('sighup-during-start', { detail: 'the start loads everything anyway' }) : void server.reload()));
+    server = await startServer(config, logger, args.overrides);
+    waitForSignals(server);
     await server.stopped;
     return 0;
   } catch (error) {
@@ -78,7 +82,7 @@ export async function runSknockServer(argv: readonly string[], output: Output): 
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+if (isEntryPoint(import.meta.url)) {
   const status = await runSknockServer(process.argv.slice(2), {
     stdout: (text) => process.stdout.write(text),
     stderr: (text) => process.stderr.write(text),
