@@ -6,6 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SknockError } from '../../client-lib/errors.js';
 import { resolvePassword } from '../../client-lib/password.js';
 import { caCertificatesOf, loadPkcs12, loadPkcs12File } from '../../client-lib/pkcs12.js';
+import { generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { writePkcs12 } from '../../certificates/ca/pkcs12-writer.js';
 import { describeWithUpstreamFixtures, upstreamFixture } from '../helpers/fixtures.js';
 
 function expectCode(action: () => unknown, code: string): SknockError {
@@ -74,6 +76,14 @@ describe('PKCS#12: OpenSSL 3 bundles and bad bundles', () => {
     expect(expectCode(() => loadPkcs12(pfx('rsa.pfx'), 'pw'), 'SKNOCK_PFX_NOT_P256').message).toMatch(/P-256/);
     expectCode(() => loadPkcs12(Buffer.from('definitely not DER'), 'pw'), 'SKNOCK_PFX_MALFORMED');
     expectCode(() => loadPkcs12File(path.join(dir, 'missing.pfx'), 'pw'), 'SKNOCK_FILE_NOT_FOUND');
+  });
+
+  it('says when the key and the certificate do not belong together', () => {
+    // OpenSSL refuses to build such a bundle; this project's writer assembles any bags it is given.
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const certificate = new X509Certificate(readFileSync(path.join(dir, 'ec.crt'))).raw;
+    const bundle = writePkcs12({ privateKey, certificate, otherCertificates: [], friendlyName: 'mismatch', password: 'pw' });
+    expect(expectCode(() => loadPkcs12(bundle, 'pw'), 'SKNOCK_PFX_KEY_MISMATCH').message).toMatch(/no certificate in the bundle matches its private key/);
   });
 });
 
