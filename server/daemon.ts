@@ -12,16 +12,24 @@ import { createServerContext } from '../client-lib/protocol/index.js';
 import { buildCaptureFilter, decodeFrame, openCapture } from './capture/index.js';
 import type { ServerConfig } from './config.js';
 import { describeCrl, readCrlFile, type CrlFileState } from './crl-file.js';
+import { CrlRefresher, prepareCrlFile, type CrlSources } from './crl-refresh.js';
+import { crlStatusFileFor, openCrlStatusWriter } from './crl-status.js';
 import { FirewallHelperClient, type BackendOptions, type FirewallBackend } from './firewall/index.js';
 import { GrantBatcher } from './grant-batcher.js';
 import type { Logger } from './log.js';
 import { dropPrivileges, lookupUser } from './privileges.js';
 import { ReplayCache, ReplayJournal } from './replay-cache.js';
-import { createTrustState, type TrustState } from './trust/index.js';
-import { verifyKnock, type Verdict, type VerifierState } from './verify/pipeline.js';
+import { planReload, reloadCaCertificates, rereadServerConfig } from './reload.js';
+import { createTrustState, type TrustState, type VerifiedCrl } from './trust/index.js';
+import type { Verdict, VerifierSettings } from './verify/pipeline.js';
+import { createVerificationPool, type PoolStats } from './verify/worker-pool.js';
 
 /** Knocks remembered at most: with a 7 s window this is > 10k accepted knocks per second. */
 const REPLAY_CACHE_CAPACITY = 200_000;
+/** Knocks held while the start refresh of the CRL runs; beyond this they are dropped (clients retry). */
+const KNOCKS_HELD_AT_START = 1_024;
+/** How often the verification counters are logged (only when something happened). */
+const VERIFY_STATS_INTERVAL_MS = 60_000;
 
 const privilegedHelperScript = fileURLToPath(new URL('./firewall/privileged-helper.js', import.meta.url));
 
@@ -29,6 +37,14 @@ export interface RunningServer {
   /** Resolves when the server has stopped. */
   readonly stopped: Promise<void>;
   stop(reason: string): Promise<void>;
+  /** Puts a new trust state (new CRL or CAs) in force in every verifier; resolves when all judge with it. */
+  replaceTrust(trust: TrustState): Promise<void>;
+  /** SIGHUP: reload the configuration's CRL settings and the trust material, then refresh the CRL at once. */
+  reload(): Promise<void>;
+}
+
+function crlSourcesOf(config: ServerConfig, caCertificates: readonly Buffer[]): CrlSources {
+  return { urls: config.crl.urls, crlFile: config.crl.file, policy: config.crl.policy, caCertificates };
 }
 
 function backendOptionsOf(config: ServerConfig): BackendOptions {
@@ -92,33 +108,44 @@ function logVerdict(logger: Logger, source: string, verdict: Verdict): void {
   }
 }
 
+/** One line of verification counters: drops by reason, rejections by reason, the queue's high-water mark. */
+function logVerifyStats(logger: Logger, stats: PoolStats): void {
+  logger.info('verify-stats', { ...stats, rejected: JSON.stringify(stats.rejected), dropped: JSON.stringify(stats.dropped) });
+}
+
 /**
  * Starts the server as root: everything that needs root is opened first
  * (capture handles, the firewall helper, the replay journal), then the
  * process drops to the unprivileged user before it judges any packet.
  */
-export async function startServer(config: ServerConfig, logger: Logger): Promise<RunningServer> {
+export async function startServer(
+  startConfig: ServerConfig,
+  logger: Logger,
+  /** Command-line overrides, applied again on reload. */
+  overrides: Readonly<Record<string, string>> = {},
+): Promise<RunningServer> {
+  // A reload replaces the CRL settings; every other part keeps its start value.
+  let config = startConfig;
   if (process.getuid?.() !== 0) {
     throw new SknockError('SKNOCK_NOT_ROOT', 'sknock-server must start as root (it opens capture handles and the firewall, then drops privileges)');
   }
   const user = lookupUser(config.runtime.user);
   const bundle = loadPkcs12File(config.identity.pfxFile, config.identity.pfxPassword);
-  const caCertificates = caCertificatesOf(bundle, config.identity.pfxFile).map((certificate) => certificate.raw);
-  const serverContext = createServerContext(bundle.privateKey, bundle.certificateDer);
+  let caCertificates: readonly Buffer[] = caCertificatesOf(bundle, config.identity.pfxFile).map((certificate) => certificate.raw);
+  // Checked here, so that a wrong key fails the start with its own error before any worker starts.
+  createServerContext(bundle.privateKey, bundle.certificateDer);
   const trust = loadTrust(config, caCertificates, logger, Date.now());
   const replay = openReplayCache(config.runtime.replayCacheFile, Date.now());
-  const state: VerifierState = {
-    server: serverContext,
-    trust,
-    replay,
-    settings: {
-      minFrameLength: config.capture.minFrameLength,
-      legacyKnocks: config.knocks.legacyKnocks,
-      allowSourceAddressMode: config.knocks.allowSourceAddressMode,
-      timestampWindowMs: config.knocks.timestampWindowMs,
-      grantDurationSeconds: config.knocks.grantDurationSeconds,
-      maxGrantDurationSeconds: config.knocks.maxGrantDurationSeconds,
-    },
+  // While root: the unprivileged side must be able to replace crlFile and write its status.
+  prepareCrlFile(config.crl.file, user);
+  const crlStatus = openCrlStatusWriter(crlStatusFileFor(config));
+  const settings: VerifierSettings = {
+    minFrameLength: config.capture.minFrameLength,
+    legacyKnocks: config.knocks.legacyKnocks,
+    allowSourceAddressMode: config.knocks.allowSourceAddressMode,
+    timestampWindowMs: config.knocks.timestampWindowMs,
+    grantDurationSeconds: config.knocks.grantDurationSeconds,
+    maxGrantDurationSeconds: config.knocks.maxGrantDurationSeconds,
   };
 
   let stopping: Promise<void> | undefined;
@@ -145,7 +172,34 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     },
   );
 
+  // Started while still root (threads share the process's identity, dropped below for all of them).
+  const verifiers = createVerificationPool({
+    workers: config.runtime.workers,
+    serverPrivateKey: bundle.privateKey,
+    serverCertificateDer: bundle.certificateDer,
+    settings,
+    trust,
+    replay,
+    now: Date.now,
+    onVerdict: (knock, verdict) => {
+      // Junk that never decrypted (no format) is counted in verify-stats, not logged: a flood must not become a log flood.
+      if (verdict.format !== undefined) logVerdict(logger, knock.source, verdict);
+      if (verdict.accepted) grants.add(verdict.grants);
+    },
+    onError: (error) => logger.error('verifier-failed', { error: error.message }),
+  });
+  let loggedStats: PoolStats | undefined;
+  const statsTimer = setInterval(() => {
+    const stats = verifiers.stats();
+    if (stats.received === loggedStats?.received) return;
+    loggedStats = stats;
+    logVerifyStats(logger, stats);
+  }, VERIFY_STATS_INTERVAL_MS);
+  statsTimer.unref();
+
   const frameRejections = new Map<string, number>();
+  // Until the start refresh of the CRL is done, knocks wait here: none is judged with an outdated CRL.
+  let heldKnocks: { knock: Parameters<typeof verifiers.submit>[0]; atMs: number }[] | null = [];
   const capture = openCapture({
     interfaces: config.capture.interfaces,
     filter: buildCaptureFilter({ knockPorts: config.capture.knockPorts, minFrameLength: config.capture.minFrameLength }),
@@ -156,13 +210,11 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
         return;
       }
       const datagram = decoded.value;
-      const verdict = verifyKnock(
-        { datagram: Buffer.from(datagram.payload), source: datagram.source, frameLength: datagram.originalFrameLength },
-        Date.now(),
-        state,
-      );
-      logVerdict(logger, datagram.source, verdict);
-      if (verdict.accepted) grants.add(verdict.grants);
+      // The frame is capture's private copy, so the payload needs no copy of its own.
+      const { payload } = datagram;
+      const knock = { datagram: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), source: datagram.source, frameLength: datagram.originalFrameLength };
+      if (heldKnocks === null) verifiers.submit(knock, Date.now());
+      else if (heldKnocks.length < KNOCKS_HELD_AT_START) heldKnocks.push({ knock, atMs: Date.now() });
     },
     onError: (error) => logger.error('capture-error', { error: error.message }),
   });
@@ -172,10 +224,71 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
 
   dropPrivileges(user);
 
+  const putCrlInForce = (crl: VerifiedCrl | null): void => {
+    const failed = (error: unknown) => logger.error('trust-update-failed', { error: error instanceof Error ? error.message : String(error) });
+    try {
+      verifiers.updateTrust(createTrustState({ caCertificates, crl, crlPolicy: config.crl.policy })).catch(failed);
+    } catch (error) {
+      failed(error);
+    }
+  };
+  const crlRefresher = new CrlRefresher({
+    sources: crlSourcesOf(config, caCertificates),
+    initial: trust.crl,
+    logger,
+    onUpdate: putCrlInForce,
+    onStatus: ({ crl, policyState, lastAttempt }) => {
+      try {
+        const crlInForce = crl === null ? null : describeCrl(crl);
+        crlStatus.write({ pid: process.pid, writtenAt: new Date().toISOString(), crl: crlInForce, policy: config.crl.policy, policyState, lastAttempt });
+      } catch (error) {
+        logger.warn('crl-status-write-failed', { error: error instanceof Error ? error.message : String(error) });
+      }
+    },
+  });
+  // Downloads are parsed after the drop: a hostile CRL server only ever meets the unprivileged user.
+  await crlRefresher.refresh('start');
+  crlRefresher.start(config.crl.refresh);
+  const waiting = heldKnocks;
+  heldKnocks = null;
+  for (const { knock, atMs } of waiting) verifiers.submit(knock, atMs);
+
+  async function reload(): Promise<void> {
+    logger.info('reloading', { file: config.file });
+    try {
+      const { config: next, warnings } = rereadServerConfig(config, overrides);
+      const plan = planReload(config, next);
+      const authorities = reloadCaCertificates(plan.config, bundle.certificateDer);
+      for (const warning of warnings) logger.warn('config-warning', { detail: warning });
+      if (authorities.kind === 'kept') logger.info('reload-kept-ca-certificates', { detail: authorities.detail });
+      else caCertificates = authorities.caCertificates;
+      const scheduleChanged = JSON.stringify(plan.config.crl.refresh) !== JSON.stringify(config.crl.refresh);
+      config = plan.config;
+      const fromFile = config.crl.file === null ? null : readCrlFile(config.crl.file, caCertificates, Date.now());
+      crlRefresher.reconfigure(crlSourcesOf(config, caCertificates), fromFile?.kind === 'loaded' ? fromFile.crl : null);
+      putCrlInForce(crlRefresher.current());
+      if (scheduleChanged) crlRefresher.start(config.crl.refresh);
+      logger.info('reloaded', { applied: plan.applied.join(',') || 'no CRL setting changed' });
+      if (plan.needsRestart.length > 0) {
+        logger.warn('reload-needs-restart', { keys: plan.needsRestart.join(','), detail: 'these keys keep their old values until sknock-server is restarted' });
+      }
+    } catch (error) {
+      logger.warn('reload-rejected', {
+        error: error instanceof Error ? error.message : String(error),
+        consequence: 'the running configuration and trust material stay in use',
+      });
+    }
+    await crlRefresher.refresh('sighup');
+  }
+
   async function stop(reason: string): Promise<void> {
     stopping ??= (async () => {
       logger.info('stopping', { reason });
+      crlRefresher.stop();
       capture.close();
+      clearInterval(statsTimer);
+      await verifiers.close();
+      logVerifyStats(logger, verifiers.stats());
       await grants.settled();
       try {
         await firewall.stop();
@@ -183,6 +296,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
         logger.error('firewall-stop-failed', { error: error instanceof Error ? error.message : String(error) });
       }
       await firewall.close();
+      crlStatus.close();
       logger.info('stopped', { frameRejections: Object.fromEntries(frameRejections) });
       logger.flush();
       resolveStopped();
@@ -197,8 +311,9 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     firewall: `${config.firewall.backend}/${config.firewall.mode}`,
     legacyKnocks: config.knocks.legacyKnocks,
     crlPolicy: config.crl.policy,
+    workers: verifiers.stats().lanes,
     user: user.name,
     pid: process.pid,
   });
-  return { stopped, stop };
+  return { stopped, stop, replaceTrust: (next) => verifiers.updateTrust(next), reload };
 }

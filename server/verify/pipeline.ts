@@ -94,11 +94,13 @@ export type Verdict =
       readonly ports?: readonly PortRequest[];
     };
 
+type Refusal = Extract<Verdict, { readonly accepted: false }>;
+
 function refuse(
   reason: RejectReason,
   detail: string | undefined,
   known: { format?: KnockFormat; client?: ClientSummary; ports?: readonly PortRequest[] } = {},
-): Verdict {
+): Refusal {
   return { accepted: false, reason, ...(detail === undefined ? {} : { detail }), ...known };
 }
 
@@ -107,65 +109,110 @@ function grantSeconds(opened: OpenedKnock, settings: VerifierSettings): number {
   return Math.min(opened.requestedDurationSeconds, settings.maxGrantDurationSeconds);
 }
 
+const REPLAY_DETAIL = 'this knock was accepted before';
+
+/** What a replay check needs to see; the authoritative ReplayCache has it, and so may an advisory copy. */
+export interface ReplayView {
+  has(key: Buffer, nowMs: number): boolean;
+}
+
+/** The state everything before the replay decision needs: no authoritative replay cache. */
+export type ExaminerState = Omit<VerifierState, 'replay'> & { readonly replay: ReplayView };
+
+/**
+ * A knock judged up to the replay decision. An acceptable one carries the
+ * replay key it must record; only decideReplay turns it into an acceptance.
+ */
+export type Examination =
+  | { readonly verdict: Refusal }
+  | { readonly verdict: Exclude<Verdict, Refusal>; readonly replayKey: Buffer; readonly replayExpiresAtMs: number };
+
+/**
+ * Judges one captured datagram at `nowMs`, everything but recording its
+ * replay key. Never throws. Pure apart from the trust state's cache: worker
+ * threads run it with their own state and an advisory replay view.
+ */
+export function examineKnock(knock: CapturedKnock, nowMs: number, state: ExaminerState): Examination {
+  const { settings } = state;
+  const refused = (...args: Parameters<typeof refuse>): Examination => ({ verdict: refuse(...args) });
+  if (knock.frameLength < settings.minFrameLength) {
+    return refused('frame-too-short', `${knock.frameLength} < KNOCKPACKET_MIN_LENGTH ${settings.minFrameLength}`);
+  }
+  if (!settings.legacyKnocks && isLegacy(knock.datagram)) return refused('legacy-disabled', undefined, { format: 'legacy' });
+
+  const opening = openKnock(knock.datagram, state.server);
+  if (!opening.ok) return refused(opening.reason, opening.detail);
+  const opened = opening.value;
+  const seen = { format: opened.format, ports: opened.ports };
+
+  // A knock sealed for another server of the same CA must not open this one.
+  if (opened.serverBinding !== null && !opened.serverBinding.equals(state.server.certificateHash)) {
+    return refused('wrong-server', 'the knock is bound to another server certificate', seen);
+  }
+  const skewMs = opened.timestampMs - nowMs;
+  if (Math.abs(skewMs) > settings.timestampWindowMs) {
+    return refused('timestamp-window', `client clock ${skewMs > 0 ? 'ahead' : 'behind'} by ${Math.abs(skewMs)} ms`, seen);
+  }
+  // Early and cheap: a replayed knock costs no certificate or signature work.
+  if (state.replay.has(opened.replayKey, nowMs)) return refused('replay', REPLAY_DETAIL, seen);
+
+  const trust = checkClientCertificate(state.trust, opened.certificateDer, opened.intermediateCertificateDer ?? undefined, nowMs);
+  if (!trust.ok) return refused(trust.reason, trust.detail, seen);
+  const identity = trust.value;
+  const known = { ...seen, client: { subject: identity.subject, serialHex: identity.serialHex } };
+
+  if (!verifyKnockSignature(opened, identity.publicKey)) return refused('bad-signature', undefined, known);
+
+  if (opened.clientAddress === null) {
+    // NAT mode binds the knock to no address: only where the administrator allows it.
+    if (!settings.allowSourceAddressMode) return refused('nat-not-allowed', 'allowSourceAddressMode is off', known);
+  } else {
+    const sourceBytes = parseAddress(knock.source);
+    // Stops a captured knock being replayed from another address inside the window.
+    if (!sourceBytes || !addressMatchesSource(opened, Buffer.from(sourceBytes))) {
+      return refused('address-mismatch', `signed for another address than ${knock.source}`, known);
+    }
+  }
+
+  const authorized = authorizePorts(identity, opened.ports);
+  if (!authorized.ok) return refused('unauthorized-port', authorized.detail, known);
+
+  const seconds = grantSeconds(opened, settings);
+  return {
+    verdict: {
+      accepted: true,
+      format: opened.format,
+      client: known.client,
+      ports: opened.ports,
+      grants: opened.ports.map((port) => ({ address: knock.source, protocol: port.protocol, port: port.port, seconds })),
+      warnings: trust.warnings,
+    },
+    replayKey: opened.replayKey,
+    replayExpiresAtMs: opened.timestampMs + settings.timestampWindowMs + 1,
+  };
+}
+
+/**
+ * The one place a knock becomes accepted: its replay key is checked and
+ * recorded in the authoritative cache, so the same knock is never accepted
+ * twice, however many threads examined copies of it.
+ */
+export function decideReplay(examination: Examination, replay: ReplayCache, nowMs: number): Verdict {
+  const { verdict } = examination;
+  if (!('replayKey' in examination)) return verdict;
+  const known = { format: verdict.format, client: verdict.client, ports: verdict.ports };
+  if (replay.has(examination.replayKey, nowMs)) return refuse('replay', REPLAY_DETAIL, known);
+  // Full means refuse: forgetting an entry would reopen a replay window.
+  if (replay.isFull(nowMs)) return refuse('replay-cache-full', `${replay.capacity} knocks in the window`, known);
+  replay.add(examination.replayKey, examination.replayExpiresAtMs);
+  return verdict;
+}
+
 /**
  * Judges one captured datagram at `nowMs`. Never throws. On acceptance the
  * knock's replay key is recorded in `state.replay` before the verdict is
  * returned, so the same bytes can never be accepted twice.
  */
 export function verifyKnock(knock: CapturedKnock, nowMs: number, state: VerifierState): Verdict {
-  const { settings } = state;
-  if (knock.frameLength < settings.minFrameLength) {
-    return refuse('frame-too-short', `${knock.frameLength} < KNOCKPACKET_MIN_LENGTH ${settings.minFrameLength}`);
-  }
-  if (!settings.legacyKnocks && isLegacy(knock.datagram)) return refuse('legacy-disabled', undefined, { format: 'legacy' });
-
-  const opening = openKnock(knock.datagram, state.server);
-  if (!opening.ok) return refuse(opening.reason, opening.detail);
-  const opened = opening.value;
-  const seen = { format: opened.format, ports: opened.ports };
-
-  // A knock sealed for another server of the same CA must not open this one.
-  if (opened.serverBinding !== null && !opened.serverBinding.equals(state.server.certificateHash)) {
-    return refuse('wrong-server', 'the knock is bound to another server certificate', seen);
-  }
-  const skewMs = opened.timestampMs - nowMs;
-  if (Math.abs(skewMs) > settings.timestampWindowMs) {
-    return refuse('timestamp-window', `client clock ${skewMs > 0 ? 'ahead' : 'behind'} by ${Math.abs(skewMs)} ms`, seen);
-  }
-  if (state.replay.has(opened.replayKey, nowMs)) return refuse('replay', 'this knock was accepted before', seen);
-
-  const trust = checkClientCertificate(state.trust, opened.certificateDer, opened.intermediateCertificateDer ?? undefined, nowMs);
-  if (!trust.ok) return refuse(trust.reason, trust.detail, seen);
-  const identity = trust.value;
-  const known = { ...seen, client: { subject: identity.subject, serialHex: identity.serialHex } };
-
-  if (!verifyKnockSignature(opened, identity.publicKey)) return refuse('bad-signature', undefined, known);
-
-  if (opened.clientAddress === null) {
-    // NAT mode binds the knock to no address: only where the administrator allows it.
-    if (!settings.allowSourceAddressMode) return refuse('nat-not-allowed', 'allowSourceAddressMode is off', known);
-  } else {
-    const sourceBytes = parseAddress(knock.source);
-    // Stops a captured knock being replayed from another address inside the window.
-    if (!sourceBytes || !addressMatchesSource(opened, Buffer.from(sourceBytes))) {
-      return refuse('address-mismatch', `signed for another address than ${knock.source}`, known);
-    }
-  }
-
-  const authorized = authorizePorts(identity, opened.ports);
-  if (!authorized.ok) return refuse('unauthorized-port', authorized.detail, known);
-
-  // Full means refuse: forgetting an entry would reopen a replay window.
-  if (state.replay.isFull(nowMs)) return refuse('replay-cache-full', `${state.replay.capacity} knocks in the window`, known);
-  state.replay.add(opened.replayKey, opened.timestampMs + settings.timestampWindowMs + 1);
-
-  const seconds = grantSeconds(opened, settings);
-  return {
-    accepted: true,
-    format: opened.format,
-    client: known.client,
-    ports: opened.ports,
-    grants: opened.ports.map((port) => ({ address: knock.source, protocol: port.protocol, port: port.port, seconds })),
-    warnings: trust.warnings,
-  };
+  return decideReplay(examineKnock(knock, nowMs, state), state.replay, nowMs);
 }

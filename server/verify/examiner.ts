@@ -1,0 +1,125 @@
+/**
+ * One verifier's private state and the batch step every verifier runs, in a
+ * worker thread (verify-worker.ts) or in process: its own ServerContext
+ * (ECDH with the key set once), its own TrustState (and so its own
+ * verified-certificate cache), and an advisory replay view. The replay
+ * decision itself is never made here: see decideReplay in pipeline.ts.
+ */
+import type { ECDH, KeyObject } from 'node:crypto';
+import { createServerContext, type ServerContext } from '../../client-lib/protocol/index.js';
+import { ReplayCache } from '../replay-cache.js';
+import { createTrustState, type TrustOptions, type TrustState } from '../trust/index.js';
+import { BoundedCache } from '../trust/verified-cache.js';
+import { examineKnock, type CapturedKnock, type Examination, type ExaminerState, type VerifierSettings } from './pipeline.js';
+
+/** A captured knock and when it was captured: the time it is judged at, however long it queued. */
+export interface TimedKnock extends CapturedKnock {
+  readonly receivedAtMs: number;
+}
+
+export interface ExaminerOptions {
+  readonly serverPrivateKey: KeyObject;
+  readonly serverCertificateDer: Buffer;
+  readonly settings: VerifierSettings;
+  readonly trust: TrustOptions;
+  /** Shared secrets remembered per ephemeral point; 0 turns the cache off. */
+  readonly ecdhCacheSize?: number;
+  /** Replay keys this verifier passed, remembered to refuse copies early; 0 turns it off. */
+  readonly advisoryReplayCapacity?: number;
+}
+
+export const DEFAULT_ECDH_CACHE_SIZE = 1024;
+export const DEFAULT_ADVISORY_REPLAY_CAPACITY = 50_000;
+
+/**
+ * The server context with a memo of ECDH results per ephemeral point. The
+ * secret depends on the point alone, so the memo is exact; it makes a flood
+ * that repeats one valid point (or replays one valid knock) cost an HMAC and
+ * an AES-GCM check instead of a scalar multiplication each.
+ */
+function withEcdhCache(context: ServerContext, capacity: number): ServerContext {
+  if (capacity === 0) return context;
+  const secrets = new BoundedCache<Buffer>(capacity);
+  const cached = Object.create(context.ecdh) as ECDH;
+  cached.computeSecret = ((point: Buffer) => {
+    const key = point.toString('latin1');
+    let secret = secrets.get(key);
+    if (secret === undefined) {
+      // Throws for a point off the curve, as the uncached call does; only good points are remembered.
+      secret = context.ecdh.computeSecret(point);
+      secrets.set(key, secret);
+    }
+    return secret;
+  }) as ECDH['computeSecret'];
+  return { ...context, ecdh: cached };
+}
+
+/** A replay view that never remembers: for a verifier told not to keep one. */
+const forgetfulReplayView = { has: () => false };
+
+export class Examiner {
+  private readonly server: ServerContext;
+  private readonly settings: VerifierSettings;
+  private trust: TrustState;
+  private readonly advisoryReplay: ReplayCache | undefined;
+
+  constructor(options: ExaminerOptions) {
+    this.server = withEcdhCache(createServerContext(options.serverPrivateKey, options.serverCertificateDer), options.ecdhCacheSize ?? DEFAULT_ECDH_CACHE_SIZE);
+    this.settings = options.settings;
+    this.trust = createTrustState(options.trust);
+    const replayCapacity = options.advisoryReplayCapacity ?? DEFAULT_ADVISORY_REPLAY_CAPACITY;
+    this.advisoryReplay = replayCapacity > 0 ? new ReplayCache(replayCapacity) : undefined;
+  }
+
+  /** A new trust state (new CRL or CAs) for every knock examined from now on; its cache starts empty. */
+  updateTrust(options: TrustOptions): void {
+    this.trust = createTrustState(options);
+  }
+
+  examine(knocks: readonly TimedKnock[]): Examination[] {
+    const state: ExaminerState = { server: this.server, trust: this.trust, settings: this.settings, replay: this.advisoryReplay ?? forgetfulReplayView };
+    return knocks.map((knock) => {
+      const examination = examineKnock(knock, knock.receivedAtMs, state);
+      if ('replayKey' in examination && this.advisoryReplay && !this.advisoryReplay.isFull(knock.receivedAtMs)) {
+        this.advisoryReplay.add(examination.replayKey, examination.replayExpiresAtMs);
+      }
+      return examination;
+    });
+  }
+}
+
+/** What a TrustState was built from: sent to every verifier, which builds its own state and cache from it. */
+export function trustOptionsOf(state: TrustState): TrustOptions {
+  return {
+    caCertificates: state.anchors.map((anchor) => anchor.der),
+    intermediates: state.intermediates.map((intermediate) => intermediate.certificate.der),
+    crl: state.crl,
+    crlPolicy: state.crlPolicy,
+    cacheSize: state.cache.capacity,
+  };
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** Trust options after a structured clone (postMessage), whose Buffers arrive as plain Uint8Arrays. */
+export function reviveTrustOptions(cloned: TrustOptions): TrustOptions {
+  const { crl } = cloned;
+  return {
+    ...cloned,
+    caCertificates: cloned.caCertificates.map(asBuffer),
+    intermediates: (cloned.intermediates ?? []).map(asBuffer),
+    crl: crl ? { ...crl, issuerNameDer: asBuffer(crl.issuerNameDer) } : null,
+  };
+}
+
+/** Examiner options after a structured clone (workerData). */
+export function reviveExaminerOptions(cloned: ExaminerOptions): ExaminerOptions {
+  return { ...cloned, serverCertificateDer: asBuffer(cloned.serverCertificateDer), trust: reviveTrustOptions(cloned.trust) };
+}
+
+/** An examination after a structured clone: its replay key back as a Buffer. */
+export function reviveExamination(cloned: Examination): Examination {
+  return 'replayKey' in cloned ? { ...cloned, replayKey: asBuffer(cloned.replayKey) } : cloned;
+}
