@@ -1,0 +1,163 @@
+/**
+ * Verification throughput against its physical bound, all measured in one
+ * run: `openssl speed` (P-256 ECDH and ECDSA verify), the same operations
+ * through node:crypto, the pipeline in process, and the worker pool with
+ * one worker and with one per core.
+ */
+import { createECDH, createPublicKey, diffieHellman, generateKeyPairSync, sign, verify } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { parseAddress } from '../client-lib/protocol/address.js';
+import { buildV2Knock } from '../client-lib/protocol/index.js';
+import { ReplayCache } from '../server/replay-cache.js';
+import { createTrustState, parseCrl } from '../server/trust/index.js';
+import { Examiner, trustOptionsOf, type TimedKnock } from '../server/verify/examiner.js';
+import type { VerifierSettings } from '../server/verify/pipeline.js';
+import { createVerificationPool } from '../server/verify/worker-pool.js';
+import { run } from './netns.js';
+import { BENCH_SERVICE_PORT, type BenchPki, type ClientIdentity } from './pki.js';
+
+const SOURCE = '198.18.0.2';
+export const benchSettings: VerifierSettings = {
+  minFrameLength: 800,
+  legacyKnocks: true,
+  allowSourceAddressMode: false,
+  timestampWindowMs: 7000,
+  grantDurationSeconds: 15,
+  maxGrantDurationSeconds: 3600,
+};
+
+export interface OpensslBound {
+  readonly ecdh_per_s: number;
+  readonly ecdsa_verify_per_s: number;
+}
+
+/** `openssl speed` for P-256 ECDH and ECDSA; its summary lines are parsed. */
+export async function opensslSpeed(seconds: number): Promise<OpensslBound> {
+  const text = await run('openssl', ['speed', '-seconds', String(seconds), 'ecdhp256', 'ecdsap256'], 120_000);
+  const ecdsa = /256 bits ecdsa \(nistp256\)\s+\S+\s+\S+\s+([\d.]+)\s+([\d.]+)/.exec(text);
+  const ecdh = /256 bits ecdh \(nistp256\)\s+\S+\s+([\d.]+)/.exec(text);
+  if (!ecdsa || !ecdh) throw new Error(`cannot parse openssl speed output:\n${text}`);
+  return { ecdh_per_s: Number(ecdh[1]), ecdsa_verify_per_s: Number(ecdsa[2]) };
+}
+
+/** Knocks per second when each costs one ECDH and `verifies` ECDSA verifications at these rates. */
+export function knockBound(rates: OpensslBound, verifies: number): number {
+  return 1 / (1 / rates.ecdh_per_s + verifies / rates.ecdsa_verify_per_s);
+}
+
+function operationsPerSecond(seconds: number, operation: () => void): number {
+  let count = 0;
+  const start = process.hrtime.bigint();
+  const budget = BigInt(Math.round(seconds * 1e9));
+  while (process.hrtime.bigint() - start < budget) {
+    for (let index = 0; index < 50; index += 1) operation();
+    count += 50;
+  }
+  return count / (Number(process.hrtime.bigint() - start) / 1e9);
+}
+
+/** The same operations through node:crypto: the best path found, and the per-packet key import it replaced. */
+export function nodeCryptoBaseline(seconds: number) {
+  const server = createECDH('prime256v1');
+  server.generateKeys();
+  const peers = Array.from({ length: 256 }, () => {
+    const peer = createECDH('prime256v1');
+    peer.generateKeys();
+    return peer.getPublicKey();
+  });
+  const serverKey = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
+  const signer = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const message = Buffer.alloc(700, 7);
+  const signature = sign('sha256', message, signer.privateKey);
+  const spki = signer.publicKey.export({ format: 'der', type: 'spki' });
+  let next = 0;
+  const ecdhRawPoint = operationsPerSecond(seconds, () => server.computeSecret(peers[next++ % peers.length]!));
+  const ecdhKeyObjectPerPacket = operationsPerSecond(seconds, () => {
+    const point = peers[next++ % peers.length]!;
+    const publicKey = createPublicKey({ key: { kty: 'EC', crv: 'P-256', x: point.subarray(1, 33).toString('base64url'), y: point.subarray(33).toString('base64url') }, format: 'jwk' });
+    diffieHellman({ privateKey: serverKey, publicKey });
+  });
+  const verifyCachedKey = operationsPerSecond(seconds, () => verify('sha256', message, signer.publicKey, signature));
+  const verifyKeyImportPerPacket = operationsPerSecond(seconds, () => verify('sha256', message, createPublicKey({ key: spki, format: 'der', type: 'spki' }), signature));
+  return { ecdh_raw_point_per_s: ecdhRawPoint, ecdh_keyobject_per_packet_per_s: ecdhKeyObjectPerPacket, ecdsa_verify_cached_key_per_s: verifyCachedKey, ecdsa_verify_key_import_per_packet_per_s: verifyKeyImportPerPacket };
+}
+
+function knocksFrom(pki: BenchPki, clients: readonly ClientIdentity[], nowMs: number): TimedKnock[] {
+  return clients.map((client) => {
+    const datagram = buildV2Knock({
+      serverCertificateDer: pki.server.certificateDer,
+      ports: [{ protocol: 'tcp', port: BENCH_SERVICE_PORT }],
+      clientAddress: Buffer.from(parseAddress(SOURCE)!),
+      timestampMs: nowMs,
+      certificateDer: client.certificateDer,
+      signer: client.privateKey,
+    });
+    return { datagram, source: SOURCE, frameLength: datagram.length + 42, receivedAtMs: nowMs };
+  });
+}
+
+function trustOf(pki: BenchPki) {
+  const crl = parseCrl(readFileSync(pki.crlFile), pki.caCertificates);
+  if (!crl.ok) throw new Error(`bench CRL: ${crl.reason}`);
+  return createTrustState({ caCertificates: [...pki.caCertificates], crl: crl.value, crlPolicy: 'require' });
+}
+
+function perSecond(count: number, start: bigint): number {
+  return count / (Number(process.hrtime.bigint() - start) / 1e9);
+}
+
+/** Knocks per second through the pipeline on this thread: new clients, then the same clients again. */
+export function inProcessThroughput(pki: BenchPki, clients: readonly ClientIdentity[]) {
+  const nowMs = Date.now();
+  const examiner = new Examiner({ serverPrivateKey: pki.server.privateKey, serverCertificateDer: pki.server.certificateDer, settings: benchSettings, trust: trustOptionsOf(trustOf(pki)) });
+  const first = knocksFrom(pki, clients, nowMs);
+  const again = knocksFrom(pki, clients, nowMs);
+  let start = process.hrtime.bigint();
+  const accepted = examiner.examine(first).filter((examination) => examination.verdict.accepted).length;
+  const newPerSecond = perSecond(first.length, start);
+  start = process.hrtime.bigint();
+  examiner.examine(again);
+  const repeatPerSecond = perSecond(again.length, start);
+  if (accepted !== first.length) throw new Error(`only ${accepted} of ${first.length} benchmark knocks were accepted`);
+  return { new_per_s: newPerSecond, repeat_per_s: repeatPerSecond };
+}
+
+/** Knocks per second through the worker pool (submit, judge, replay decision), new and repeat clients. */
+export async function poolThroughput(pki: BenchPki, clients: readonly ClientIdentity[], workers: number, warmClients: readonly ClientIdentity[]) {
+  const replay = new ReplayCache(1_000_000);
+  let accepted = 0;
+  const pool = createVerificationPool({
+    workers,
+    serverPrivateKey: pki.server.privateKey,
+    serverCertificateDer: pki.server.certificateDer,
+    settings: benchSettings,
+    trust: trustOf(pki),
+    replay,
+    now: Date.now,
+    onVerdict: (_knock, verdict) => void (verdict.accepted && (accepted += 1)),
+    queueCapacity: clients.length * 2 + warmClients.length,
+  });
+  try {
+    const nowMs = Date.now();
+    const submitAll = async (knocks: readonly TimedKnock[]) => {
+      const start = process.hrtime.bigint();
+      for (const knock of knocks) pool.submit(knock, knock.receivedAtMs);
+      await pool.idle();
+      return perSecond(knocks.length, start);
+    };
+    // Workers start and compile their code on the first knocks: not part of the figure.
+    await submitAll(knocksFrom(pki, warmClients, nowMs));
+    const newPerSecond = await submitAll(knocksFrom(pki, clients, nowMs));
+    // Every worker has its own cache: warm each client into all of them (with more passes than workers, most land everywhere).
+    for (let pass = 0; pass < workers * 2; pass += 1) await submitAll(knocksFrom(pki, clients, nowMs));
+    const repeatPerSecond = await submitAll(knocksFrom(pki, clients, nowMs));
+    const expected = warmClients.length + clients.length * (2 + workers * 2);
+    if (accepted !== expected) throw new Error(`the pool accepted ${accepted} of ${expected} benchmark knocks`);
+    return { workers: pool.stats().lanes, new_per_s: newPerSecond, repeat_per_s: repeatPerSecond };
+  } finally {
+    await pool.close();
+  }
+}
+
+export const allCores = (): number => availableParallelism();
