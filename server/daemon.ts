@@ -182,8 +182,10 @@ export async function startServer(
     replay,
     now: Date.now,
     onVerdict: (knock, verdict) => {
-      // Junk that never decrypted (no format) is counted in verify-stats, not logged: a flood must not become a log flood.
+      // Junk that never decrypted (no format) is counted in verify-stats and shown one by one only at
+      // logLevel debug: a flood must not become a log flood.
       if (verdict.format !== undefined) logVerdict(logger, knock.source, verdict);
+      else if (!verdict.accepted && logger.enabled('debug')) logger.debug('junk', { source: knock.source, reason: verdict.reason });
       if (verdict.accepted) grants.add(verdict.grants);
     },
     onError: (error) => logger.error('verifier-failed', { error: error.message }),
