@@ -7,6 +7,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
-    reporters: ['default'],
+    // The JSON report lets .ci/run print one plain summary line.
+    reporters: ['default', ['json', { outputFile: 'test-results.json' }]],
   },
 });
