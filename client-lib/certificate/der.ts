@@ -1,9 +1,10 @@
 /**
- * A minimal, total DER element reader. It only finds where things are (the
- * signed TBS bytes, the serial, the extension list, CRL entries) so that the
- * typed decoders in x509.ts run on small slices: asn1js / asn1-schema need
- * ≈ 0.7–0.9 ms to decode a whole certificate here, this walk ≈ 1 µs.
- * Every function returns undefined on malformed input and never throws.
+ * A minimal, total DER element reader. It finds where things are (the
+ * signed TBS bytes, the serial, the extension list, CRL entries) and reads
+ * the primitive values X.509 needs (INTEGER, OID, UTCTime/GeneralizedTime),
+ * so that the typed decoders in x509.ts run on small slices: asn1js /
+ * asn1-schema need ≈ 0.7–0.9 ms to decode a whole certificate here, this
+ * walk ≈ 1 µs. Every function returns undefined on malformed input and never throws.
  */
 
 export const derTag = {
@@ -11,13 +12,26 @@ export const derTag = {
   integer: 0x02,
   bitString: 0x03,
   octetString: 0x04,
+  null: 0x05,
   objectIdentifier: 0x06,
   utf8String: 0x0c,
+  numericString: 0x12,
+  printableString: 0x13,
+  teletexString: 0x14,
+  ia5String: 0x16,
   utcTime: 0x17,
   generalizedTime: 0x18,
+  universalString: 0x1c,
+  bmpString: 0x1e,
   sequence: 0x30,
+  set: 0x31,
+  contextPrimitive0: 0x80,
+  contextPrimitive1: 0x81,
+  contextPrimitive2: 0x82,
   contextConstructed0: 0xa0,
+  contextConstructed1: 0xa1,
   contextConstructed3: 0xa3,
+  contextConstructed4: 0xa4,
 } as const;
 
 /** One element: its tag byte and where its header, content and end lie in the buffer. */
@@ -94,19 +108,60 @@ export function integerValue(content: Buffer): bigint | undefined {
   return content[0]! >= 0x80 ? unsigned - (1n << BigInt(content.length * 8)) : unsigned;
 }
 
-/** Dotted form of an OBJECT IDENTIFIER's content octets. */
+/** One subidentifier: up to 7 octets (49 bits) fit a double exactly; longer ones (2.25 UUIDs) need BigInt. */
+function arcValue(content: Buffer, start: number, end: number): number | bigint {
+  if (end - start <= 7) {
+    let value = 0;
+    for (let index = start; index < end; index += 1) value = value * 128 + (content[index]! & 0x7f);
+    return value;
+  }
+  let value = 0n;
+  for (let index = start; index < end; index += 1) value = (value << 7n) | BigInt(content[index]! & 0x7f);
+  return value;
+}
+
+/** Dotted form of an OBJECT IDENTIFIER's content octets; undefined for non-minimal (0x80-padded) arcs, as OpenSSL refuses them. */
 export function objectIdentifierText(content: Buffer): string | undefined {
   if (content.length === 0 || content.length > 64 || content[content.length - 1]! >= 0x80) return undefined;
-  const arcs: bigint[] = [];
-  let arc = 0n;
-  for (const byte of content) {
-    arc = (arc << 7n) | BigInt(byte & 0x7f);
-    if (byte < 0x80) {
-      arcs.push(arc);
-      arc = 0n;
+  let text = '';
+  let start = 0;
+  for (let index = 0; index < content.length; index += 1) {
+    if (content[index]! >= 0x80) continue;
+    if (content[start] === 0x80) return undefined;
+    const arc = arcValue(content, start, index + 1);
+    if (start === 0) {
+      const root = arc < 40 ? 0 : arc < 80 ? 1 : 2;
+      text = `${root}.${typeof arc === 'bigint' ? arc - BigInt(root * 40) : arc - root * 40}`;
+    } else {
+      text += `.${arc}`;
     }
+    start = index + 1;
   }
-  const first = arcs[0]!;
-  const root = first < 40n ? 0n : first < 80n ? 1n : 2n;
-  return [root, first - root * 40n, ...arcs.slice(1)].join('.');
+  return text;
+}
+
+const daysInMonth = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+/** 400 Gregorian years are exactly 146,097 days: shifting by them keeps Date.UTC off its 0–99 → 1900s rule. */
+const fourHundredYearsMs = 146_097 * 86_400_000;
+
+/**
+ * A UTCTime or GeneralizedTime in the forms RFC 5280 §4.1.2.5 allows
+ * (YYMMDDHHMMSSZ, YYYYMMDDHHMMSSZ: seconds, Z, no fraction) as epoch
+ * milliseconds; UTCTime years 50–99 are 19xx. Anything else is undefined.
+ */
+export function timeValue(tag: number, content: Buffer): number | undefined {
+  const yearDigits = tag === derTag.utcTime ? 2 : tag === derTag.generalizedTime ? 4 : 0;
+  if (yearDigits === 0 || content.length !== yearDigits + 11 || content[yearDigits + 10] !== 0x5a) return undefined;
+  const pairs: number[] = [];
+  for (let offset = 0; offset < yearDigits + 10; offset += 2) {
+    const tens = content[offset]! - 0x30;
+    const units = content[offset + 1]! - 0x30;
+    if (tens < 0 || tens > 9 || units < 0 || units > 9) return undefined;
+    pairs.push(tens * 10 + units);
+  }
+  const [month, day, hour, minute, second] = pairs.slice(yearDigits / 2) as [number, number, number, number, number];
+  const year = yearDigits === 4 ? pairs[0]! * 100 + pairs[1]! : pairs[0]! + (pairs[0]! >= 50 ? 1900 : 2000);
+  const leapDay = month === 2 && year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 1 : 0;
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth[month - 1]! + leapDay || hour > 23 || minute > 59 || second > 59) return undefined;
+  return Date.UTC(year + 400, month - 1, day, hour, minute, second) - fourHundredYearsMs;
 }

@@ -1,16 +1,14 @@
 /**
- * The one facade over the PKI libraries on the server side. node:crypto
- * parses certificates (names, validity, the public key) and checks every
- * signature; der.ts finds the byte ranges node:crypto does not expose and
- * reads the four small extension values a knock needs (keyUsage,
- * basicConstraints, extendedKeyUsage, subjectAltName otherNames): on this
- * per-packet path asn1-schema cost ≈ 150 µs per certificate, a fifth of a
- * new client's check. @peculiar/asn1-x509 decodes CRL times (once per CRL).
- * Callers get plain, typed facts and never see a library object or exception.
+ * The one facade over X.509 on the server side: certificates and CRLs as
+ * plain, typed facts, decoded from DER here (der.ts, names.ts,
+ * subject-public-key.ts) and signatures checked with node:crypto.verify.
+ * A new client's check runs once per unseen certificate on the packet path:
+ * node's X509Certificate costs ≈ 230 µs to build and ≈ 110 µs more per
+ * checkIssued, asn1-schema ≈ 150 µs, so neither is used there; OpenSSL is
+ * consulted only for RSASSA-PSS signatures (see isSignedBy).
+ * Callers never see a library object or exception.
  */
 import { X509Certificate, createHash, verify as verifySignatureBytes, type KeyObject } from 'node:crypto';
-import { AsnConvert } from '@peculiar/asn1-schema';
-import { Time } from '@peculiar/asn1-x509';
 import { accept, reject, type Decoded } from '../protocol/result.js';
 import {
   contentOf,
@@ -21,8 +19,11 @@ import {
   readChildren,
   readChildrenOf,
   readWhole,
+  timeValue,
   type DerElement,
 } from './der.js';
+import { nameText } from './names.js';
+import { decodeSubjectPublicKey, publicKeyOid } from './subject-public-key.js';
 
 /** keyUsage bits in order (RFC 5280 §4.2.1.3). */
 const keyUsageBits = [
@@ -50,8 +51,7 @@ export const oid = {
   invalidityDate: '2.5.29.24',
   clientAuth: '1.3.6.1.5.5.7.3.2',
   serverAuth: '1.3.6.1.5.5.7.3.1',
-  ecPublicKey: '1.2.840.10045.2.1',
-  prime256v1: '1.2.840.10045.3.1.7',
+  ...publicKeyOid,
 } as const;
 
 /** Critical extensions whose meaning the checks in this folder enforce (RFC 5280 §4.2: reject the others). */
@@ -72,8 +72,23 @@ export interface OtherName {
   readonly value: Buffer;
 }
 
+/** The bytes a signature covers, its algorithm (OID) and the signature value. */
+export interface SignedBytes {
+  readonly tbs: Buffer;
+  readonly signatureAlgorithm: string;
+  readonly signature: Buffer;
+}
+
+/** authorityKeyIdentifier ::= SEQUENCE { [0] keyIdentifier, [1] authorityCertIssuer, [2] authorityCertSerialNumber }. */
+export interface AuthorityKeyIdentifier {
+  readonly keyIdentifier: Buffer | undefined;
+  /** The first directoryName among authorityCertIssuer's GeneralNames, as DER. */
+  readonly issuerNameDer: Buffer | undefined;
+  readonly serial: bigint | undefined;
+}
+
 /** A certificate as facts. Absent extensions are `undefined`, never a default. */
-export interface ParsedCertificate {
+export interface ParsedCertificate extends SignedBytes {
   readonly der: Buffer;
   readonly sha256: string;
   readonly subject: string;
@@ -90,15 +105,12 @@ export interface ParsedCertificate {
   readonly keyUsage: ReadonlySet<KeyUsageName> | undefined;
   readonly extendedKeyUsage: readonly string[] | undefined;
   readonly otherNames: readonly OtherName[];
+  readonly subjectKeyIdentifier: Buffer | undefined;
+  readonly authorityKeyIdentifier: AuthorityKeyIdentifier | undefined;
   readonly unsupportedCriticalExtensions: readonly string[];
-  /** node:crypto's handle, kept for the OpenSSL issuer and signature checks. */
-  readonly handle: X509Certificate;
 }
 
-export interface ParsedCertificateList {
-  readonly tbs: Buffer;
-  readonly signatureAlgorithm: string;
-  readonly signature: Buffer;
+export interface ParsedCertificateList extends SignedBytes {
   readonly issuerNameDer: Buffer;
   readonly thisUpdateMs: number;
   readonly nextUpdateMs: number | undefined;
@@ -143,15 +155,39 @@ function decodeInteger(value: Buffer, what: string): bigint {
 }
 
 function decodeTime(bytes: Buffer, element: DerElement | undefined, what: string): number {
-  if (!element || (element.tag !== derTag.utcTime && element.tag !== derTag.generalizedTime)) throw new Malformed(what);
-  let ms = NaN;
-  try {
-    ms = AsnConvert.parse(encodingOf(bytes, element), Time).getTime().getTime();
-  } catch {
-    // reported below
+  return required(element && timeValue(element.tag, contentOf(bytes, element)), what);
+}
+
+function decodeName(bytes: Buffer, element: DerElement | undefined, what: string): { text: string; der: Buffer } {
+  if (element?.tag !== derTag.sequence) throw new Malformed(what);
+  return { text: required(nameText(bytes, element), what), der: encodingOf(bytes, element) };
+}
+
+/**
+ * The outer signatureAlgorithm and signatureValue, after the algorithm inside
+ * the signed part: they must be the same bytes (RFC 5280 §4.1.1.2), or a
+ * verifier could be steered to the unsigned, weaker one.
+ */
+function decodeSignature(
+  bytes: Buffer,
+  tbs: DerElement,
+  innerAlgorithm: DerElement | undefined,
+  outerAlgorithm: DerElement,
+  signatureValue: DerElement,
+): SignedBytes {
+  if (!innerAlgorithm || !encodingOf(bytes, innerAlgorithm).equals(encodingOf(bytes, outerAlgorithm))) {
+    throw new Malformed('signature algorithm mismatch');
   }
-  if (Number.isNaN(ms)) throw new Malformed(what);
-  return ms;
+  const [algorithmOid] = required(readChildrenOf(bytes, outerAlgorithm, derTag.sequence), 'signature algorithm');
+  const signatureBits = contentOf(bytes, signatureValue);
+  if (algorithmOid?.tag !== derTag.objectIdentifier || signatureValue.tag !== derTag.bitString || signatureBits[0] !== 0) {
+    throw new Malformed('signature');
+  }
+  return {
+    tbs: encodingOf(bytes, tbs),
+    signatureAlgorithm: required(objectIdentifierText(contentOf(bytes, algorithmOid)), 'signature algorithm'),
+    signature: signatureBits.subarray(1),
+  };
 }
 
 function decodeExtensions(bytes: Buffer, list: DerElement | undefined): Extension[] {
@@ -245,73 +281,105 @@ function decodeOtherNames(value: Buffer): OtherName[] {
   return otherNames;
 }
 
-function decodePublicKeyAlgorithm(bytes: Buffer, spki: DerElement): { algorithm: string; curve: string | undefined } {
-  const [algorithmIdentifier] = required(readChildrenOf(bytes, spki, derTag.sequence), 'subjectPublicKeyInfo');
-  const [algorithm, parameters] = required(readChildrenOf(bytes, algorithmIdentifier, derTag.sequence), 'public key algorithm');
-  if (algorithm?.tag !== derTag.objectIdentifier) throw new Malformed('public key algorithm');
+function decodeSubjectKeyIdentifier(value: Buffer): Buffer {
+  const element = readWhole(value);
+  if (element?.tag !== derTag.octetString) throw new Malformed('subjectKeyIdentifier');
+  return contentOf(value, element);
+}
+
+/** Reads optional fields in their order: `next(tag)` is the next field if it has that tag. */
+function inOrder(fields: readonly DerElement[], what: string): { next: (tag: number) => DerElement | undefined; end: () => void } {
+  let cursor = 0;
   return {
-    algorithm: required(objectIdentifierText(contentOf(bytes, algorithm)), 'public key algorithm'),
-    curve: parameters?.tag === derTag.objectIdentifier ? objectIdentifierText(contentOf(bytes, parameters)) : undefined,
+    next: (tag) => (fields[cursor]?.tag === tag ? fields[cursor++] : undefined),
+    end: () => {
+      if (cursor !== fields.length) throw new Malformed(what);
+    },
   };
 }
 
-/** One line, as in logs: `CN=sKnock Test Client, O=TUM i8` (node escapes control characters). */
-function oneLineName(multiline: string): string {
-  return multiline.split('\n').join(', ');
+function decodeAuthorityKeyIdentifier(value: Buffer): AuthorityKeyIdentifier {
+  const fields = inOrder(extensionValue(value, derTag.sequence, 'authorityKeyIdentifier'), 'authorityKeyIdentifier');
+  const keyIdentifier = fields.next(derTag.contextPrimitive0);
+  const issuerNames = fields.next(derTag.contextConstructed1);
+  const serial = fields.next(derTag.contextPrimitive2);
+  fields.end();
+  // directoryName [4] EXPLICIT Name; OpenSSL compares the first one only.
+  const directoryName = issuerNames && required(readChildren(value, issuerNames), 'authorityCertIssuer').find((name) => name.tag === derTag.contextConstructed4);
+  const names = directoryName && readChildren(value, directoryName);
+  if (directoryName && (names?.length !== 1 || names[0]!.tag !== derTag.sequence)) throw new Malformed('authorityCertIssuer');
+  return {
+    keyIdentifier: keyIdentifier && contentOf(value, keyIdentifier),
+    issuerNameDer: names && encodingOf(value, names[0]!),
+    serial: serial && required(integerValue(contentOf(value, serial)), 'authorityCertSerialNumber'),
+  };
 }
 
-function parseValidity(text: string, what: string): number {
-  const ms = Date.parse(text);
-  if (Number.isNaN(ms)) throw new Malformed(what);
-  return ms;
+/** issuerUniqueID [1] and subjectUniqueID [2] (unused), then extensions [3] EXPLICIT, after subjectPublicKeyInfo. */
+function decodeCertificateExtensions(bytes: Buffer, optional: readonly DerElement[]): Extension[] {
+  const fields = inOrder(optional, 'tbsCertificate fields');
+  fields.next(derTag.contextPrimitive1);
+  fields.next(derTag.contextPrimitive2);
+  const wrapper = fields.next(derTag.contextConstructed3);
+  fields.end();
+  if (!wrapper) return [];
+  const [list, ...extra] = required(readChildren(bytes, wrapper), 'extensions');
+  if (extra.length > 0) throw new Malformed('extensions');
+  return decodeExtensions(bytes, list);
+}
+
+function decodeVersion(bytes: Buffer, wrapper: DerElement): void {
+  const [version, ...extra] = required(readChildren(bytes, wrapper), 'version');
+  const value = version?.tag === derTag.integer ? integerValue(contentOf(bytes, version)) : undefined;
+  // v1, v2 or v3 (0, 1, 2)
+  if (value === undefined || value < 0n || value > 2n || extra.length > 0) throw new Malformed('version');
 }
 
 function decodeCertificate(der: Buffer): ParsedCertificate {
   const outer = required(readWhole(der), 'not a single DER structure');
-  const [tbsElement] = required(readChildrenOf(der, outer, derTag.sequence), 'certificate');
+  const [tbsElement, algorithmElement, signatureElement, ...extra] = required(readChildrenOf(der, outer, derTag.sequence), 'certificate');
+  if (!tbsElement || !algorithmElement || !signatureElement || extra.length > 0) throw new Malformed('Certificate');
   const tbs = required(readChildrenOf(der, tbsElement, derTag.sequence), 'tbsCertificate');
-  const fields = tbs[0]?.tag === derTag.contextConstructed0 ? tbs.slice(1) : tbs;
-  const [serialElement, , issuerElement, , subjectElement, spkiElement, ...optional] = fields;
-  if (
-    serialElement?.tag !== derTag.integer ||
-    issuerElement?.tag !== derTag.sequence ||
-    subjectElement?.tag !== derTag.sequence ||
-    !spkiElement
-  ) {
-    throw new Malformed('tbsCertificate fields');
-  }
-  const extensionsWrapper = optional.find((element) => element.tag === derTag.contextConstructed3);
-  const extensions = extensionsWrapper ? decodeExtensions(der, required(readChildren(der, extensionsWrapper), 'extensions')[0]) : [];
-  const extension = (id: string): Buffer | undefined => extensions.find((candidate) => candidate.oid === id)?.value;
+  const versionElement = tbs[0]?.tag === derTag.contextConstructed0 ? tbs[0] : undefined;
+  if (versionElement) decodeVersion(der, versionElement);
+  const fields = versionElement ? tbs.slice(1) : tbs;
+  const [serialElement, innerAlgorithm, issuerElement, validityElement, subjectElement, spkiElement, ...optional] = fields;
+  if (serialElement?.tag !== derTag.integer || !spkiElement) throw new Malformed('tbsCertificate fields');
+  const signed = decodeSignature(der, tbsElement, innerAlgorithm, algorithmElement, signatureElement);
+  const validity = readChildrenOf(der, validityElement, derTag.sequence);
+  if (validity?.length !== 2) throw new Malformed('validity');
+  const issuer = decodeName(der, issuerElement, 'issuer');
+  const subject = decodeName(der, subjectElement, 'subject');
+  const subjectPublicKey = required(decodeSubjectPublicKey(der, spkiElement), 'subjectPublicKeyInfo');
 
-  let handle: X509Certificate;
-  try {
-    handle = new X509Certificate(der);
-  } catch (error) {
-    throw new Malformed(`rejected by OpenSSL (${error instanceof Error ? error.message : String(error)})`);
-  }
-  const basicConstraintsValue = extension(oid.basicConstraints);
-  const keyUsageValue = extension(oid.keyUsage);
-  const extendedKeyUsageValue = extension(oid.extendedKeyUsage);
-  const subjectAltNameValue = extension(oid.subjectAltName);
+  const extensions = decodeCertificateExtensions(der, optional);
+  const extension = <T>(id: string, decode: (value: Buffer) => T): T | undefined => {
+    const value = extensions.find((candidate) => candidate.oid === id)?.value;
+    return value && decode(value);
+  };
+  // Listed, not spread: a spread into this many properties cost ≈ 20 µs per certificate (a slow object shape).
   return {
+    tbs: signed.tbs,
+    signatureAlgorithm: signed.signatureAlgorithm,
+    signature: signed.signature,
     der,
     sha256: sha256Hex(der),
-    subject: oneLineName(handle.subject),
-    issuer: oneLineName(handle.issuer),
-    subjectNameDer: encodingOf(der, subjectElement),
-    issuerNameDer: encodingOf(der, issuerElement),
+    subject: subject.text,
+    issuer: issuer.text,
+    subjectNameDer: subject.der,
+    issuerNameDer: issuer.der,
     serial: required(integerValue(contentOf(der, serialElement)), 'serial number'),
-    notBeforeMs: parseValidity(handle.validFrom, 'notBefore'),
-    notAfterMs: parseValidity(handle.validTo, 'notAfter'),
-    publicKey: handle.publicKey,
-    publicKeyAlgorithm: decodePublicKeyAlgorithm(der, spkiElement),
-    basicConstraints: basicConstraintsValue && decodeBasicConstraints(basicConstraintsValue),
-    keyUsage: keyUsageValue && decodeKeyUsage(keyUsageValue),
-    extendedKeyUsage: extendedKeyUsageValue && decodeExtendedKeyUsage(extendedKeyUsageValue),
-    otherNames: subjectAltNameValue ? decodeOtherNames(subjectAltNameValue) : [],
+    notBeforeMs: decodeTime(der, validity[0], 'notBefore'),
+    notAfterMs: decodeTime(der, validity[1], 'notAfter'),
+    publicKey: subjectPublicKey.key,
+    publicKeyAlgorithm: subjectPublicKey.algorithm,
+    basicConstraints: extension(oid.basicConstraints, decodeBasicConstraints),
+    keyUsage: extension(oid.keyUsage, decodeKeyUsage),
+    extendedKeyUsage: extension(oid.extendedKeyUsage, decodeExtendedKeyUsage),
+    otherNames: extension(oid.subjectAltName, decodeOtherNames) ?? [],
+    subjectKeyIdentifier: extension(oid.subjectKeyIdentifier, decodeSubjectKeyIdentifier),
+    authorityKeyIdentifier: extension(oid.authorityKeyIdentifier, decodeAuthorityKeyIdentifier),
     unsupportedCriticalExtensions: unsupportedCritical(extensions, understoodCertificateExtensions),
-    handle,
   };
 }
 
@@ -320,18 +388,34 @@ export function parseCertificate(der: Buffer): Decoded<ParsedCertificate, 'certi
   return decodeTotally(der, decodeCertificate, 'certificate-malformed', 'certificate');
 }
 
-/** Issuer name, authority key identifier and the issuer's keyUsage all fit (OpenSSL's X509_check_issued). */
+/**
+ * The name and the authority key identifier fit (what OpenSSL's
+ * X509_check_issued checks besides keyUsage, which authorities.ts enforces).
+ * Names compare as DER bytes, as a CRL's issuer does in crl.ts, not after
+ * OpenSSL's case and space folding: a CA re-encoding its own name is not a
+ * case worth a second notion of equality.
+ */
 export function isIssuedBy(certificate: ParsedCertificate, issuer: ParsedCertificate): boolean {
-  try {
-    return certificate.handle.checkIssued(issuer.handle);
-  } catch {
-    return false;
-  }
+  if (!certificate.issuerNameDer.equals(issuer.subjectNameDer)) return false;
+  const authority = certificate.authorityKeyIdentifier;
+  if (!authority) return true;
+  // Tells apart two CAs of one name (a re-keyed CA) before any signature is checked.
+  if (authority.keyIdentifier && issuer.subjectKeyIdentifier && !authority.keyIdentifier.equals(issuer.subjectKeyIdentifier)) return false;
+  if (authority.serial !== undefined && authority.serial !== issuer.serial) return false;
+  return authority.issuerNameDer === undefined || authority.issuerNameDer.equals(issuer.issuerNameDer);
 }
 
+/** RSASSA-PSS takes its hash, MGF and salt length from parameters: node's X509Certificate (OpenSSL) reads them. */
+const rsassaPss = '1.2.840.113549.1.1.10';
+
+/**
+ * The issuer's key signed the certificate. Algorithms outside
+ * signatureAlgorithms (SHA-1, MD5, DSA, unknown) are refused, as for CRLs.
+ */
 export function isSignedBy(certificate: ParsedCertificate, issuerKey: KeyObject): boolean {
+  if (certificate.signatureAlgorithm !== rsassaPss) return verifySignedBytes(certificate, issuerKey) === 'valid';
   try {
-    return certificate.handle.verify(issuerKey);
+    return new X509Certificate(certificate.der).verify(issuerKey);
   } catch {
     return false;
   }
@@ -359,11 +443,7 @@ function decodeCertificateList(der: Buffer): ParsedCertificateList {
   const entriesElement = tbs[cursor]?.tag === derTag.sequence ? tbs[cursor++] : undefined;
   const extensionsWrapper = tbs[cursor]?.tag === derTag.contextConstructed0 ? tbs[cursor++] : undefined;
   if (cursor !== tbs.length || issuerElement?.tag !== derTag.sequence || !innerAlgorithm) throw new Malformed('tbsCertList fields');
-  // The signed and the unsigned algorithm must agree, or a verifier could be steered to the weaker one.
-  if (!encodingOf(der, innerAlgorithm).equals(encodingOf(der, algorithmElement))) throw new Malformed('signature algorithm mismatch');
-  const [algorithmOid] = required(readChildrenOf(der, algorithmElement, derTag.sequence), 'signature algorithm');
-  const signatureBits = contentOf(der, signatureElement);
-  if (algorithmOid?.tag !== derTag.objectIdentifier || signatureBits[0] !== 0) throw new Malformed('signature');
+  const signed = decodeSignature(der, tbsElement, innerAlgorithm, algorithmElement, signatureElement);
 
   const revokedSerials: bigint[] = [];
   const unsupported: string[] = [];
@@ -378,9 +458,9 @@ function decodeCertificateList(der: Buffer): ParsedCertificateList {
   const crlNumberValue = extensions.find((extension) => extension.oid === oid.crlNumber)?.value;
   unsupported.push(...unsupportedCritical(extensions, understoodCrlExtensions));
   return {
-    tbs: encodingOf(der, tbsElement),
-    signatureAlgorithm: required(objectIdentifierText(contentOf(der, algorithmOid)), 'signature algorithm'),
-    signature: signatureBits.subarray(1),
+    tbs: signed.tbs,
+    signatureAlgorithm: signed.signatureAlgorithm,
+    signature: signed.signature,
     issuerNameDer: encodingOf(der, issuerElement),
     thisUpdateMs,
     nextUpdateMs,
@@ -395,25 +475,29 @@ export function parseCertificateList(der: Buffer): Decoded<ParsedCertificateList
   return decodeTotally(der, decodeCertificateList, 'crl-malformed', 'CRL');
 }
 
-/** Digest per signature algorithm; null = the algorithm hashes by itself (Ed25519). SHA-1 is not accepted. */
-const signatureDigests = new Map<string, string | null>([
-  ['1.2.840.10045.4.3.2', 'sha256'],
-  ['1.2.840.10045.4.3.3', 'sha384'],
-  ['1.2.840.10045.4.3.4', 'sha512'],
-  ['1.2.840.113549.1.1.11', 'sha256'],
-  ['1.2.840.113549.1.1.12', 'sha384'],
-  ['1.2.840.113549.1.1.13', 'sha512'],
-  ['1.3.101.112', null],
+/**
+ * Digest and key type per signature algorithm; a null digest: the algorithm
+ * hashes by itself (EdDSA). The key type must match, as OpenSSL requires, so
+ * that a signature is only ever read the way its issuer made it. SHA-1 and
+ * older are not accepted.
+ */
+const signatureAlgorithms = new Map<string, { readonly digest: string | null; readonly keyType: string }>([
+  ['1.2.840.10045.4.3.2', { digest: 'sha256', keyType: 'ec' }],
+  ['1.2.840.10045.4.3.3', { digest: 'sha384', keyType: 'ec' }],
+  ['1.2.840.10045.4.3.4', { digest: 'sha512', keyType: 'ec' }],
+  ['1.2.840.113549.1.1.11', { digest: 'sha256', keyType: 'rsa' }],
+  ['1.2.840.113549.1.1.12', { digest: 'sha384', keyType: 'rsa' }],
+  ['1.2.840.113549.1.1.13', { digest: 'sha512', keyType: 'rsa' }],
+  ['1.3.101.112', { digest: null, keyType: 'ed25519' }],
+  ['1.3.101.113', { digest: null, keyType: 'ed448' }],
 ]);
 
-export function verifySignedBytes(
-  signed: { readonly tbs: Buffer; readonly signatureAlgorithm: string; readonly signature: Buffer },
-  key: KeyObject,
-): 'valid' | 'invalid' | 'unsupported-algorithm' {
-  const digest = signatureDigests.get(signed.signatureAlgorithm);
-  if (digest === undefined) return 'unsupported-algorithm';
+export function verifySignedBytes(signed: SignedBytes, key: KeyObject): 'valid' | 'invalid' | 'unsupported-algorithm' {
+  const algorithm = signatureAlgorithms.get(signed.signatureAlgorithm);
+  if (algorithm === undefined) return 'unsupported-algorithm';
+  if (key.asymmetricKeyType !== algorithm.keyType) return 'invalid';
   try {
-    return verifySignatureBytes(digest, signed.tbs, key, signed.signature) ? 'valid' : 'invalid';
+    return verifySignatureBytes(algorithm.digest, signed.tbs, key, signed.signature) ? 'valid' : 'invalid';
   } catch {
     return 'invalid';
   }
