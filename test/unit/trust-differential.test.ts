@@ -18,7 +18,7 @@ let zoo: CertificateZoo;
 let trust: TrustState;
 
 beforeAll(async () => {
-  pkijs.setEngine('node', new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto as unknown as pkijs.ICryptoEngineParameters['crypto'] }));
+  pkijs.setEngine('node', new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto as unknown as pkijs.CryptoEngineParameters['crypto'] }));
   zoo = await createCertificateZoo(new Date('2026-06-01T12:00:00Z'));
   const crl = parseCrl(zoo.crls.current, [zoo.ca.der]);
   if (!crl.ok) throw new Error(crl.reason);
