@@ -6,7 +6,7 @@
 import { LEGACY_REJECT_REASONS, isLegacy, legacyAddressMatches, openLegacyKnock, type LegacyRejectReason } from './legacy.js';
 import type { OpenedKnock, ServerContext } from './crypto.js';
 import { reject, type Decoded } from './result.js';
-import { V2_REJECT_REASONS, isV2, openV2Knock, type V2RejectReason } from './v2.js';
+import { V2_REJECT_REASONS, checkV2Envelope, isV2, openV2Knock, type V2RejectReason } from './v2.js';
 
 export {
   MIN_CERTIFICATE_LENGTH,
@@ -45,6 +45,7 @@ export {
   V2_REJECT_REASONS,
   V2_OVERHEAD,
   buildV2Knock,
+  checkV2Envelope,
   isV2,
   openV2Knock,
   type V2KnockInput,
@@ -53,6 +54,17 @@ export {
 
 export type KnockRejectReason = LegacyRejectReason | V2RejectReason;
 export const KNOCK_REJECT_REASONS: readonly KnockRejectReason[] = [...new Set([...V2_REJECT_REASONS, ...LEGACY_REJECT_REASONS])];
+
+/**
+ * The cheap checks that need no secret and no public-key work (v2: length,
+ * header, mac1; legacy: the header only — 1.0.0 has no pre-check). Returns
+ * the refusal, or undefined when the knock is worth opening.
+ */
+export function precheckKnock(packet: Buffer, mac1Key: Buffer): Extract<Decoded<OpenedKnock, KnockRejectReason>, { ok: false }> | undefined {
+  if (isV2(packet)) return checkV2Envelope(packet, mac1Key);
+  if (isLegacy(packet)) return undefined;
+  return reject('bad-magic');
+}
 
 /** Opens a knock of either format, told apart by its first byte. Never throws. */
 export function openKnock(packet: Buffer, context: ServerContext): Decoded<OpenedKnock, KnockRejectReason> {

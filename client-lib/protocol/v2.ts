@@ -106,7 +106,12 @@ export function isV2(packet: Uint8Array): boolean {
  * first. Never throws: any defect is a reason. Verifying it (signature,
  * certificate, time, binding, replay, address) is the caller's job.
  */
-export function openV2Knock(packet: Buffer, context: ServerContext): V2Decoded {
+/**
+ * The checks before any public-key work: length, header and mac1. About a
+ * microsecond: the server runs it where packets arrive, before queueing.
+ * Undefined when the envelope is sound.
+ */
+export function checkV2Envelope(packet: Buffer, mac1Key: Buffer): Extract<V2Decoded, { ok: false }> | undefined {
   if (packet.length < V2_MIN_DATAGRAM) return reject('too-short');
   if (packet.length > V2_MAX_DATAGRAM) return reject('too-long');
   if (!isV2(packet)) return reject('bad-magic');
@@ -114,9 +119,16 @@ export function openV2Knock(packet: Buffer, context: ServerContext): V2Decoded {
   if (packet[3] !== V2_SUITE_P256_AES256GCM) return reject('unsupported-suite', `suite ${packet[3]}`);
   const mac1Start = packet.length - V2_MAC1_LENGTH;
   // An HMAC costs ~1/50 of an ECDH: junk from anyone who lacks the server certificate stops here.
-  if (!timingSafeEqual(v2Mac1(context.mac1Key, packet.subarray(0, mac1Start)), packet.subarray(mac1Start))) {
+  if (!timingSafeEqual(v2Mac1(mac1Key, packet.subarray(0, mac1Start)), packet.subarray(mac1Start))) {
     return reject('bad-mac1');
   }
+  return undefined;
+}
+
+export function openV2Knock(packet: Buffer, context: ServerContext): V2Decoded {
+  const refusal = checkV2Envelope(packet, context.mac1Key);
+  if (refusal) return refusal;
+  const mac1Start = packet.length - V2_MAC1_LENGTH;
   const header = packet.subarray(0, V2_HEADER_LENGTH);
   const ephemeralPoint = packet.subarray(4, V2_HEADER_LENGTH);
   const sharedSecret = serverSharedSecret(context, ephemeralPoint);

@@ -96,7 +96,7 @@ export type Verdict =
 
 type Refusal = Extract<Verdict, { readonly accepted: false }>;
 
-function refuse(
+export function refuse(
   reason: RejectReason,
   detail: string | undefined,
   known: { format?: KnockFormat; client?: ClientSummary; ports?: readonly PortRequest[] } = {},

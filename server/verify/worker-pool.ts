@@ -11,11 +11,12 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { createServerContext, precheckKnock } from '../../client-lib/protocol/index.js';
 import type { ReplayCache } from '../replay-cache.js';
 import type { TrustOptions, TrustState } from '../trust/index.js';
 import { Examiner, reviveExamination, trustOptionsOf, type ExaminerOptions, type TimedKnock } from './examiner.js';
 import { FairQueue, sourceKeyOf } from './fair-queue.js';
-import { decideReplay, type CapturedKnock, type Examination, type Verdict } from './pipeline.js';
+import { decideReplay, refuse, type CapturedKnock, type Examination, type Verdict } from './pipeline.js';
 import { packKnocks, type FromWorker, type ToWorker } from './worker-messages.js';
 
 /** One verifier the pool feeds: a worker thread, or an examiner on the calling thread. */
@@ -58,6 +59,11 @@ export interface VerificationPoolOptions {
   readonly onVerdict: (knock: CapturedKnock, verdict: Verdict) => void;
   /** A lane died (it is replaced), or onVerdict threw. */
   readonly onError?: (error: Error) => void;
+  /**
+   * The server's v2 mac1 key: when given, the length/header/mac1 checks run
+   * in submit(), so blind junk never takes a place in the queue.
+   */
+  readonly mac1Key?: Buffer;
   /** Knocks waiting at most; default 4096. */
   readonly queueCapacity?: number;
   /** Knocks per batch at most; default 32. */
@@ -111,6 +117,13 @@ export class VerificationPool {
     if (this.slots.length === 0) {
       this.dropped['verifier-failed'] += 1;
       return false;
+    }
+    if (this.options.mac1Key) {
+      const refusal = precheckKnock(knock.datagram, this.options.mac1Key);
+      if (refusal) {
+        this.conclude([{ ...knock, receivedAtMs }], [{ verdict: refuse(refusal.reason, refusal.detail) }]);
+        return true;
+      }
     }
     const timed: TimedKnock = { datagram: knock.datagram, source: knock.source, frameLength: knock.frameLength, receivedAtMs };
     const dropped = this.queue.push(sourceKeyOf(knock.source), timed);
@@ -342,6 +355,7 @@ export function createVerificationPool(options: WorkerPoolOptions): Verification
   });
   return new VerificationPool({
     ...options,
+    mac1Key: createServerContext(options.serverPrivateKey, options.serverCertificateDer).mac1Key,
     lanes: options.inProcess ? 1 : workerCountOf(options.workers),
     createLane: (trust) => (options.inProcess ? new InProcessLane(examinerOptions(trust)) : new WorkerLane(examinerOptions(trust), options.workerScript)),
   });

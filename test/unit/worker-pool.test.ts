@@ -4,6 +4,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildKnock } from '../../client-lib/knock.js';
 import { caCertificatesOf, loadPkcs12File, type Pkcs12Bundle } from '../../client-lib/pkcs12.js';
 import { parseAddress } from '../../client-lib/protocol/address.js';
+import { createServerContext } from '../../client-lib/protocol/index.js';
 import { parseServerCertificate, type ServerCertificate } from '../../client-lib/server-certificate.js';
 import { ReplayCache } from '../../server/replay-cache.js';
 import { createTrustState, parseCrl, type TrustOptions, type TrustState } from '../../server/trust/index.js';
@@ -93,7 +94,7 @@ const settle = () => new Promise((resolve) => setImmediate(resolve));
 
 const junk = (source: string, label = 'junk'): CapturedKnock => ({ datagram: Buffer.from(label), source, frameLength: 900 });
 
-function manualPool(lanes: ManualLane[], options: { queueCapacity?: number; maxBatch?: number } = {}) {
+function manualPool(lanes: ManualLane[], options: { queueCapacity?: number; maxBatch?: number; mac1Key?: Buffer } = {}) {
   const verdicts: Array<{ source: string; label: string; verdict: Verdict }> = [];
   let created = 0;
   const pool = new VerificationPool({
@@ -118,6 +119,24 @@ async function answerAll(lanes: ManualLane[], pool: VerificationPool): Promise<v
 }
 
 describe('verification pool: queueing, fairness and counters (fake verifiers)', () => {
+  it('with the mac1 key, refuses blind junk in submit(): it never takes a place in the queue or reaches a verifier', async () => {
+    const lane = new ManualLane();
+    const mac1Key = createServerContext(server.privateKey, server.certificateDer).mac1Key;
+    const { pool, verdicts } = manualPool([lane], { mac1Key });
+    const genuine = knockFrom('alice');
+    const forged = Buffer.from(genuine.datagram);
+    forged[forged.length - 1]! ^= 1;
+    pool.submit({ ...genuine, datagram: forged }, now);
+    pool.submit(junk('198.18.1.1', 'junk'), now);
+    pool.submit(genuine, now);
+    expect(verdicts.map((entry) => entry.verdict)).toEqual([
+      expect.objectContaining({ accepted: false, reason: 'bad-mac1' }),
+      expect.objectContaining({ accepted: false, reason: 'bad-magic' }),
+    ]);
+    expect(lane.batches.flat().map((knock) => knock.datagram)).toEqual([genuine.datagram]);
+    expect(pool.stats()).toMatchObject({ received: 3, rejected: { 'bad-mac1': 1, 'bad-magic': 1 } });
+  });
+
   it('never lets a lane hold more than two batches: the rest waits in the fair queue, then goes in larger batches', async () => {
     const lane = new ManualLane();
     const { pool } = manualPool([lane], { maxBatch: 4 });
