@@ -8,6 +8,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { BenchNetwork } from './netns.js';
 import { repoRoot, type BenchPki } from './pki.js';
+import { SERVER_NODE_FLAGS } from '../server/node-flags.js';
 
 export const KNOCK_PORT = 10_000;
 export const GRANT_SECONDS = 60;
@@ -63,7 +64,7 @@ export class BenchDaemon {
       logLevel: 'info',
     };
     writeFileSync(configFile, `[DEFAULT]\n${Object.entries(settings).map(([key, value]) => `${key} = ${value}`).join('\n')}\n`);
-    const child = network.spawn(network.server, process.execPath, [path.join(repoRoot, 'dist', 'server', 'sknock-server.js'), 'run', '-c', configFile]);
+    const child = network.spawn(network.server, process.execPath, [...SERVER_NODE_FLAGS, path.join(repoRoot, 'dist', 'server', 'sknock-server.js'), 'run', '-c', configFile]);
     const daemon = new BenchDaemon(child);
     await daemon.waitFor(() => daemon.events.has('ready'), 20_000, 'the daemon to be ready');
     return daemon;

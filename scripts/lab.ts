@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { SERVER_NODE_FLAGS } from '../server/node-flags.js';
 import { TestNetwork, type CommandResult } from './netns.js';
 
 /** The repository root, from dist/scripts/ or scripts/. */
@@ -71,7 +72,7 @@ export class ServerProcess {
       logLevel: 'debug',
       ...options.settings,
     };
-    const args = ['netns', 'exec', options.namespace, process.execPath, dist('server', 'sknock-server.js'), '--config', options.configFile ?? path.join(repoRoot, 'config.ini')];
+    const args = ['netns', 'exec', options.namespace, process.execPath, ...SERVER_NODE_FLAGS, dist('server', 'sknock-server.js'), '--config', options.configFile ?? path.join(repoRoot, 'config.ini')];
     for (const [key, value] of Object.entries(settings)) args.push('--set', `${key}=${value}`);
     const server = new ServerProcess(spawn('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] }), stateDir, ownsStateDir);
     await server.waitFor((line) => line.event === 'ready', 20_000);
