@@ -11,19 +11,13 @@ import { ReplayCache } from '../../server/replay-cache.js';
 import { createTrustState, parseCrl } from '../../server/trust/index.js';
 import { verifyKnock, type VerifierSettings, type VerifierState } from '../../server/verify/pipeline.js';
 import { repoRoot } from '../helpers/fixtures.js';
+import { testVerifierSettings } from '../helpers/verifier-settings.js';
 import { sealV2 } from '../vectors/vectors.js';
 
 const devPki = path.join(repoRoot, 'certificates', 'dev');
 const now = Date.parse('2027-03-01T12:00:00Z');
 const clientAddress = '198.18.0.2';
-const settings: VerifierSettings = {
-  minFrameLength: 800,
-  legacyKnocks: true,
-  allowSourceAddressMode: false,
-  timestampWindowMs: 7000,
-  grantDurationSeconds: 15,
-  maxGrantDurationSeconds: 60,
-};
+const settings = testVerifierSettings;
 
 let server: Pkcs12Bundle;
 let serverContext: ServerContext;

@@ -9,22 +9,16 @@ import { parseServerCertificate, type ServerCertificate } from '../../client-lib
 import { ReplayCache } from '../../server/replay-cache.js';
 import { createTrustState, parseCrl, type TrustOptions, type TrustState } from '../../server/trust/index.js';
 import type { ExaminerOptions, TimedKnock } from '../../server/verify/examiner.js';
-import type { CapturedKnock, Examination, Verdict, VerifierSettings } from '../../server/verify/pipeline.js';
+import type { CapturedKnock, Examination, Verdict } from '../../server/verify/pipeline.js';
 import { InProcessLane, VerificationPool, WorkerLane, type VerifierLane } from '../../server/verify/worker-pool.js';
 import { repoRoot } from '../helpers/fixtures.js';
+import { testVerifierSettings } from '../helpers/verifier-settings.js';
 
 const devPki = path.join(repoRoot, 'certificates', 'dev');
 /** The compiled worker: test/global-setup.ts builds dist/ before the tests run. */
 const workerScript = new URL(`file://${path.join(repoRoot, 'dist', 'server', 'verify', 'verify-worker.js')}`);
 const now = Date.parse('2027-03-01T12:00:00Z');
-const settings: VerifierSettings = {
-  minFrameLength: 800,
-  legacyKnocks: true,
-  allowSourceAddressMode: false,
-  timestampWindowMs: 7000,
-  grantDurationSeconds: 15,
-  maxGrantDurationSeconds: 60,
-};
+const settings = testVerifierSettings;
 
 let server: Pkcs12Bundle;
 let serverCertificate: ServerCertificate;
