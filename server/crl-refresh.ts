@@ -7,7 +7,7 @@
  * force and is logged as one warning. node-cron runs the schedule.
  */
 import { randomBytes } from 'node:crypto';
-import { accessSync, chownSync, closeSync, constants, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { accessSync, chownSync, closeSync, constants, existsSync, fchownSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
@@ -208,7 +208,20 @@ export function prepareCrlFile(crlFile: string | null, user: UnprivilegedUser): 
     mkdirSync(directory, { recursive: true, mode: 0o755 });
     chownSync(directory, user.uid, user.gid);
   }
-  if (statSync(directory).uid === user.uid && existsSync(crlFile)) chownSync(crlFile, user.uid, user.gid);
+  if (statSync(directory).uid !== user.uid) return;
+  // The user can rename anything into its own folder: never follow a link as root
+  // (a symlink to /etc/shadow would otherwise be handed to the user).
+  let descriptor: number;
+  try {
+    descriptor = openSync(crlFile, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch {
+    return; // missing, or a symlink: nothing to hand over
+  }
+  try {
+    if (fstatSync(descriptor).isFile()) fchownSync(descriptor, user.uid, user.gid);
+  } finally {
+    closeSync(descriptor);
+  }
 }
 
 /** Whether this process can create and rename files in crlFile's folder (after the drop: as the user). */

@@ -201,6 +201,8 @@ export function decideReplay(examination: Examination, replay: ReplayCache, nowM
   const { verdict } = examination;
   if (!('replayKey' in examination)) return verdict;
   const known = { format: verdict.format, client: verdict.client, ports: verdict.ports };
+  // A knock that waited in a queue past its window: its replay entry would already be gone.
+  if (examination.replayExpiresAtMs <= nowMs) return refuse('timestamp-window', 'the window closed while the knock waited', known);
   if (replay.has(examination.replayKey, nowMs)) return refuse('replay', REPLAY_DETAIL, known);
   // Full means refuse: forgetting an entry would reopen a replay window.
   if (replay.isFull(nowMs)) return refuse('replay-cache-full', `${replay.capacity} knocks in the window`, known);

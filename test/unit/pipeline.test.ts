@@ -9,7 +9,7 @@ import { caCertificatesOf, loadPkcs12File, type Pkcs12Bundle } from '../../clien
 import { parseServerCertificate, type ServerCertificate } from '../../client-lib/server-certificate.js';
 import { ReplayCache } from '../../server/replay-cache.js';
 import { createTrustState, parseCrl } from '../../server/trust/index.js';
-import { verifyKnock, type VerifierSettings, type VerifierState } from '../../server/verify/pipeline.js';
+import { decideReplay, examineKnock, verifyKnock, type VerifierSettings, type VerifierState } from '../../server/verify/pipeline.js';
 import { repoRoot } from '../helpers/fixtures.js';
 import { testVerifierSettings } from '../helpers/verifier-settings.js';
 import { sealV2 } from '../vectors/vectors.js';
@@ -163,5 +163,14 @@ describe('verification pipeline', () => {
     const state = { ...freshState(), replay: new ReplayCache(1) };
     expect(verifyKnock(captured(knockFrom('alice')), now, state)).toMatchObject({ accepted: true });
     expect(verifyKnock(captured(knockFrom('alice')), now, state)).toMatchObject({ reason: 'replay-cache-full' });
+  });
+});
+
+describe('the replay decision', () => {
+  it('refuses a knock whose window closed while it waited, rather than accepting it after its replay entry expired', () => {
+    const state = freshState();
+    const examination = examineKnock(captured(knockFrom('alice')), now, state);
+    expect(decideReplay(examination, state.replay, now + 7001)).toMatchObject({ accepted: false, reason: 'timestamp-window' });
+    expect(decideReplay(examination, state.replay, now)).toMatchObject({ accepted: true });
   });
 });
