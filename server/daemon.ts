@@ -157,12 +157,6 @@ export async function startServer(
     privilegedHelperScript,
     JSON.stringify(backendOptionsOf(config)),
   ]);
-  await firewall.start({
-    mode: config.firewall.mode,
-    emergencySshPort: config.firewall.emergencySshPort,
-    publicPorts: config.firewall.publicPorts,
-  });
-
   const grants = new GrantBatcher(
     (batch) => firewall.grant(batch),
     (error, batch) => {
@@ -225,6 +219,13 @@ export async function startServer(
   }
 
   dropPrivileges(user);
+  // The policy goes in only once everything that can fail at start has succeeded:
+  // a failed start must not leave a closed firewall with no knock server behind it.
+  await firewall.start({
+    mode: config.firewall.mode,
+    emergencySshPort: config.firewall.emergencySshPort,
+    publicPorts: config.firewall.publicPorts,
+  });
 
   const putCrlInForce = (crl: VerifiedCrl | null): void => {
     const failed = (error: unknown) => logger.error('trust-update-failed', { error: error instanceof Error ? error.message : String(error) });
