@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debian_packages=(libpcap-dev nftables iptables ipset iproute2 openssl procps)
+# g++, make and python3 build cap (node-gyp); python3 also sends the benchmark floods.
+debian_packages=(libpcap-dev nftables iptables ipset iproute2 openssl procps g++ make python3)
 missing=()
 for package in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
