@@ -1,13 +1,13 @@
 import { chownSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { prepareCrlFile } from '../../server/crl-refresh.js';
 import { lookupUser } from '../../server/privileges.js';
+import { describeWithNamespaces } from '../helpers/netns.js';
 
-const asRoot = process.getuid?.() === 0 ? describe : describe.skip;
-
-asRoot('prepareCrlFile (run as root before the privilege drop)', () => {
+// Needs root, like the namespace tests: skipped with a message outside CI, a failure in CI.
+describeWithNamespaces('prepareCrlFile (run as root before the privilege drop)', () => {
   it('hands a regular crlFile in the user\'s folder to the user, but never follows a symlink planted there', () => {
     const user = lookupUser('nobody');
     const root = mkdtempSync(path.join(tmpdir(), 'sknock-crl-perm-'));
