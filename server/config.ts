@@ -3,6 +3,7 @@ import path from 'node:path';
 import { validateDetailed as validateCronExpression } from 'node-cron';
 import { SknockError } from '../client-lib/errors.js';
 import { formatPortList, isValidPort, parsePortList, type PortRequest } from '../client-lib/protocol/ports.js';
+import { ADDRESS_PLACEHOLDER_REQUIRED } from './firewall/command-hooks.js';
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from './log.js';
 
 /**
@@ -60,6 +61,8 @@ export interface ServerConfig {
     /** Cap on a duration requested by a v2 knock. */
     readonly maxGrantDurationSeconds: number;
     readonly maxGrantDurationMs: number;
+    /** Live replay-cache entries one client certificate may hold: one client cannot fill the cache for all. */
+    readonly replayEntriesPerClient: number;
   };
   readonly identity: {
     readonly pfxFile: string;
@@ -119,6 +122,8 @@ export interface ParseServerConfigOptions {
 
 export const DEFAULT_REPLAY_CACHE_FILE = '/var/lib/sknock/replay-cache';
 const MAX_GRANT_SECONDS = 86_400;
+/** The daemon's replay cache holds 200,000 entries: a quota above this would only be as good as none. */
+const MAX_REPLAY_ENTRIES_PER_CLIENT = 100_000;
 // Legacy sKnock clients send to a random port in this range.
 const LEGACY_CLIENT_PORTS: PortRange = { from: 10_000, to: 60_000 };
 const MASKED_PASSWORD = '********';
@@ -360,6 +365,10 @@ const KEY_SPECS = {
     read: withDefault(DEFAULT_REPLAY_CACHE_FILE, filePath),
     show: (config) => config.runtime.replayCacheFile,
   },
+  replayEntriesPerClient: {
+    read: withDefault('64', integer(1, MAX_REPLAY_ENTRIES_PER_CLIENT)),
+    show: (config) => String(config.knocks.replayEntriesPerClient),
+  },
   workers: {
     read: withDefault('0', integer(0, 1_024)),
     show: (config) => String(config.runtime.workers),
@@ -462,6 +471,7 @@ function assemble(values: KeyValues, file: string, context: AssembleContext): Se
       grantDurationMs: values.PORT_OPEN_DURATION_IN_SECONDS * 1000,
       maxGrantDurationSeconds: values.maxOpenDurationInSeconds,
       maxGrantDurationMs: values.maxOpenDurationInSeconds * 1000,
+      replayEntriesPerClient: values.replayEntriesPerClient,
     },
     identity: {
       pfxFile: values.serverPFXFile,
@@ -659,7 +669,7 @@ function commandTemplate(text: string, context: ReadContext): CommandTemplate {
       }
     }
   }
-  if (!words.some((word) => word.includes('{address}'))) throw new BadValue('must contain {address}: the command has to know whom to open for');
+  if (!words.some((word) => word.includes('{address}'))) throw new BadValue(ADDRESS_PLACEHOLDER_REQUIRED);
   const [program, ...args] = words as [string, ...string[]];
   if (program.includes('{')) throw new BadValue('the program itself cannot be a placeholder');
   return [program.includes('/') ? context.resolvePath(program) : program, ...args];

@@ -1,10 +1,12 @@
 /**
- * Keeps the CRL in force current: downloads it from the configured URLs (in
- * order; conditional GET, a deadline, a size limit), or re-reads crlFile when
- * no URL is set; accepts a CRL only if the CA signed it and it is not older
- * than the one in force; writes it to crlFile atomically; hands it to the
- * daemon, which swaps in a new trust state. Any failure keeps the CRL in
- * force and is logged as one warning. node-cron runs the schedule.
+ * Keeps the CRLs in force current, one per issuing CA: downloads from every
+ * configured URL (in order; conditional GET, a deadline, a size limit), or
+ * re-reads crlFile when no URL is set; a CRL verified against a configured
+ * CA replaces only its own issuer's CRL, and only if it is not older (or is
+ * added for an issuer without one); writes the set to crlFile atomically;
+ * hands it to the daemon, which swaps in a new trust state. Any failure
+ * keeps the CRLs in force and is logged as one warning. node-cron runs the
+ * schedule.
  */
 import { randomBytes } from 'node:crypto';
 import { accessSync, chownSync, closeSync, constants, existsSync, fchownSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
@@ -13,11 +15,21 @@ import https from 'node:https';
 import path from 'node:path';
 import { schedule as scheduleCron, type ScheduledTask } from 'node-cron';
 import type { CrlRefreshSchedule, ServerConfig } from './config.js';
-import { describeCrl } from './crl-file.js';
-import { crlPolicyState, type CrlPolicyState } from './crl-status.js';
+import { crlFileBytes, describeCrl, readCrlFile } from './crl-file.js';
+import { crlPolicyState, issuerCrlStates, type CrlPolicyState, type IssuerCrlState } from './crl-status.js';
 import type { Logger } from './log.js';
 import type { UnprivilegedUser } from './privileges.js';
-import { parseCrl, type CrlReason, type VerifiedCrl } from './trust/index.js';
+import {
+  compareCrlAge,
+  crlOfIssuer,
+  crlsIssuedBy,
+  parseAnchors,
+  parseCrlBlocks,
+  withCrl,
+  type CrlReason,
+  type ParsedCertificate,
+  type VerifiedCrl,
+} from './trust/index.js';
 
 export interface DownloadLimits {
   /** For the whole exchange, redirects and body included: a trickling server cannot hold a refresh forever. */
@@ -51,13 +63,18 @@ export interface RefreshAttempt {
   readonly trigger: RefreshTrigger;
   readonly startedAt: string;
   readonly finishedAt: string;
-  /** updated: a newer CRL is in force; not-modified: HTTP 304; unchanged: the same CRL again; failed: every source failed. */
+  /**
+   * updated: a newer CRL (of any CA) is in force; unchanged: the same CRLs
+   * again; not-modified: HTTP 304; failed: every source failed.
+   */
   readonly result: 'updated' | 'not-modified' | 'unchanged' | 'failed';
-  /** The URL (or file) that gave the result; absent when all failed. */
+  /** The first URL (or the file) that gave the result; absent when all failed. */
   readonly source?: string;
-  /** For updates from a URL: whether crlFile now holds it. */
+  /** For updates: the CAs whose CRL changed. */
+  readonly updatedIssuers?: readonly string[];
+  /** For updates from a URL: whether crlFile now holds them. */
   readonly written?: boolean;
-  /** Sources that failed, in the order tried. */
+  /** Sources that failed (or offered an older CRL), in the order tried. */
   readonly failures: readonly { readonly source: string; readonly reason: RefreshFailureReason; readonly detail: string }[];
 }
 
@@ -148,38 +165,44 @@ export async function downloadCrl(url: string, validators: HttpValidators | unde
 // ---------------------------------------------------------------------------
 // Judgement: pure.
 
-/** Newer by CRL number when both carry one, else by thisUpdate; a thisUpdate going back is never newer. */
-export function compareCrlAge(candidate: VerifiedCrl, current: VerifiedCrl): 'newer' | 'same' | 'older' {
-  // A CRL of another CA (the CA was replaced on reload) has no order with the old one.
-  if (!candidate.issuerPublicKey.equals(current.issuerPublicKey)) return 'newer';
-  if (candidate.thisUpdateMs < current.thisUpdateMs) return 'older';
-  if (candidate.crlNumber !== undefined && current.crlNumber !== undefined) {
-    if (candidate.crlNumber === current.crlNumber) return 'same';
-    return candidate.crlNumber > current.crlNumber ? 'newer' : 'older';
-  }
-  return candidate.thisUpdateMs > current.thisUpdateMs ? 'newer' : 'same';
-}
-
 export type CrlJudgement =
   | { readonly kind: 'newer'; readonly crl: VerifiedCrl }
   | { readonly kind: 'same' }
-  | { readonly kind: 'rejected'; readonly reason: CrlReason | 'crl-older'; readonly detail: string };
+  | { readonly kind: 'rejected'; readonly reason: 'crl-older'; readonly detail: string };
 
-/** Whether downloaded bytes may replace `current`: signed by a configured CA, and not older. */
-export function judgeCrl(bytes: Buffer, caCertificates: readonly Buffer[], current: VerifiedCrl | null): CrlJudgement {
-  const parsed = parseCrl(bytes, caCertificates);
-  if (!parsed.ok) return { kind: 'rejected', reason: parsed.reason, detail: parsed.detail ?? parsed.reason };
-  if (current === null) return { kind: 'newer', crl: parsed.value };
-  const age = compareCrlAge(parsed.value, current);
+/**
+ * Whether a verified CRL may go in force beside `inForce`: compared only with
+ * the CRL of its own issuer (a CA without one gets it as new), never with
+ * another CA's.
+ */
+export function judgeCrl(candidate: VerifiedCrl, inForce: readonly VerifiedCrl[]): CrlJudgement {
+  const current = crlOfIssuer(inForce, candidate);
+  if (current === undefined) return { kind: 'newer', crl: candidate };
+  const age = compareCrlAge(candidate, current);
   // Replaying an old CRL would un-revoke everyone revoked since.
   if (age === 'older') {
-    return { kind: 'rejected', reason: 'crl-older', detail: `offered ${ageText(parsed.value)} is older than the CRL in force (${ageText(current)})` };
+    return {
+      kind: 'rejected',
+      reason: 'crl-older',
+      detail: `offered CRL of ${candidate.issuer} (${ageText(candidate)}) is older than the CRL in force (${ageText(current)})`,
+    };
   }
-  return age === 'newer' ? { kind: 'newer', crl: parsed.value } : { kind: 'same' };
+  return age === 'newer' ? { kind: 'newer', crl: candidate } : { kind: 'same' };
 }
 
 function ageText(crl: VerifiedCrl): string {
   return `number ${crl.crlNumber ?? 'none'}, thisUpdate ${new Date(crl.thisUpdateMs).toISOString()}`;
+}
+
+/** The CRLs in force, for a log line: one CRL's fields as they are, several summed up per CA. */
+export function describeCrlSet(crls: readonly VerifiedCrl[]): Record<string, string | number> {
+  if (crls.length === 0) return { crl: 'none' };
+  if (crls.length === 1) return describeCrl(crls[0]!);
+  const summary = crls.map((crl) => {
+    const { issuer, crlNumber, nextUpdate, revoked } = describeCrl(crl);
+    return `${issuer}: number ${crlNumber}, nextUpdate ${nextUpdate}, revoked ${revoked}`;
+  });
+  return { crls: crls.length, inForce: summary.join('; ') };
 }
 
 /** The cron expression node-cron runs: the configured one, or a tick each minute that checks the interval. */
@@ -259,48 +282,66 @@ export interface CrlSources {
   readonly caCertificates: readonly Buffer[];
 }
 
+/** What the refresher holds and reports after each attempt and state change (for crl-status). */
+export interface CrlRefreshStatus {
+  readonly crls: readonly VerifiedCrl[];
+  readonly issuers: readonly IssuerCrlState[];
+  readonly policyState: CrlPolicyState;
+  readonly lastAttempt: RefreshAttempt | null;
+}
+
 export interface CrlRefresherOptions {
   readonly sources: CrlSources;
-  /** The CRL read from crlFile at start, or null. */
-  readonly initial: VerifiedCrl | null;
+  /** The CRLs read from crlFile at start (at most one per issuer). */
+  readonly initial: readonly VerifiedCrl[];
   readonly logger: Logger;
-  /** Puts a newer CRL in force (the daemon builds a new trust state). */
-  readonly onUpdate: (crl: VerifiedCrl) => void;
+  /** Puts the CRLs in force after a change (the daemon builds a new trust state); `changed` are the new ones. */
+  readonly onUpdate: (crls: readonly VerifiedCrl[], changed: readonly VerifiedCrl[]) => void;
   /** After each attempt and state change: the record for crl-status. */
-  readonly onStatus?: (status: { crl: VerifiedCrl | null; policyState: CrlPolicyState; lastAttempt: RefreshAttempt | null }) => void;
+  readonly onStatus?: (status: CrlRefreshStatus) => void;
   readonly limits?: DownloadLimits;
   readonly now?: () => number;
 }
 
 type Failure = RefreshAttempt['failures'][number];
 
+/** What one source gave: CRLs put in force, the same CRLs again, a 304, or nothing usable. */
+type SourceOutcome = { readonly kind: 'updated'; readonly changed: readonly VerifiedCrl[] } | { readonly kind: 'unchanged' | 'not-modified' | 'failed' };
+
 function describeFailures(failures: readonly Failure[]): string {
   return failures.map((failure) => `${failure.source}: ${failure.reason} (${failure.detail})`).join('; ');
 }
 
+/** The attempt's result: updated over unchanged over not-modified; failed only when every source failed. */
+const resultRank: readonly RefreshAttempt['result'][] = ['updated', 'unchanged', 'not-modified'];
+
 export class CrlRefresher {
   private sources: CrlSources;
-  private crl: VerifiedCrl | null;
+  private authorities: readonly ParsedCertificate[];
+  private crls: readonly VerifiedCrl[];
   private readonly validators = new Map<string, HttpValidators>();
   private last: RefreshAttempt | null = null;
   private lastStartMs: number | null = null;
   private running: Promise<RefreshAttempt> | null = null;
   private task: ScheduledTask | null = null;
-  private policyState: CrlPolicyState | null = null;
+  /** The per-CA states last logged, to log each change once. */
+  private loggedStates: string | null = null;
   private boundaryTimer: NodeJS.Timeout | null = null;
   private readonly now: () => number;
   private readonly limits: DownloadLimits;
 
   constructor(private readonly options: CrlRefresherOptions) {
     this.sources = options.sources;
-    this.crl = options.initial;
+    this.authorities = parseAnchors(options.sources.caCertificates);
+    this.crls = options.initial;
     this.now = options.now ?? Date.now;
     this.limits = options.limits ?? DEFAULT_DOWNLOAD_LIMITS;
     this.checkFileWritable();
   }
 
-  current(): VerifiedCrl | null {
-    return this.crl;
+  /** The CRLs in force, at most one per issuing CA. */
+  current(): readonly VerifiedCrl[] {
+    return this.crls;
   }
 
   lastAttempt(): RefreshAttempt | null {
@@ -308,16 +349,19 @@ export class CrlRefresher {
   }
 
   /**
-   * New sources (configuration reload). A CRL read from the new crlFile
-   * replaces the one in force only if it is not older, like a download; the
-   * caller then builds its trust state from current().
+   * New sources (configuration reload). CRLs of CAs no longer configured
+   * leave; a CRL read from the new crlFile replaces its issuer's only if it is
+   * not older, like a download. The caller then builds its trust state from
+   * current(). Throws SknockError for bad CA certificates, changing nothing.
    */
-  reconfigure(sources: CrlSources, crlFromFile: VerifiedCrl | null): void {
+  reconfigure(sources: CrlSources, crlsFromFile: readonly VerifiedCrl[]): void {
     const caChanged = !sameBuffers(sources.caCertificates, this.sources.caCertificates);
+    const authorities = caChanged ? parseAnchors(sources.caCertificates) : this.authorities;
     if (sources.urls.join(' ') !== this.sources.urls.join(' ') || caChanged) this.validators.clear();
     this.sources = sources;
-    if (caChanged) this.crl = null;
-    if (crlFromFile !== null && (this.crl === null || compareCrlAge(crlFromFile, this.crl) === 'newer')) this.crl = crlFromFile;
+    this.authorities = authorities;
+    this.crls = crlsIssuedBy(this.crls, authorities);
+    for (const crl of crlsFromFile) if (judgeCrl(crl, this.crls).kind === 'newer') this.crls = withCrl(this.crls, crl);
     this.checkFileWritable();
     this.checkPolicyState();
   }
@@ -362,74 +406,91 @@ export class CrlRefresher {
     const startMs = this.now();
     this.lastStartMs = startMs;
     const failures: Failure[] = [];
-    const finish = (result: RefreshAttempt['result'], source?: string, written?: boolean): RefreshAttempt => ({
+    const finish = (result: RefreshAttempt['result'], details: Omit<RefreshAttempt, 'trigger' | 'startedAt' | 'finishedAt' | 'result' | 'failures'> = {}): RefreshAttempt => ({
       trigger,
       startedAt: new Date(startMs).toISOString(),
       finishedAt: new Date(this.now()).toISOString(),
       result,
-      ...(source === undefined ? {} : { source }),
-      ...(written === undefined ? {} : { written }),
+      ...details,
       failures,
     });
     const { urls, crlFile } = this.sources;
     // Nothing to refresh from: the configuration already warned that revocation is not checked.
     if (urls.length === 0 && crlFile === null) return this.record(finish('unchanged'));
-    let outcome: RefreshAttempt | null = null;
-    if (urls.length === 0 && crlFile !== null) outcome = this.rereadFile(crlFile, failures, finish);
-    for (const url of urls) {
-      if (outcome !== null) break;
-      outcome = await this.tryUrl(url, failures, finish);
-    }
-    return this.record(outcome ?? finish('failed'));
+    // Every URL, not the first that answers: each CA publishes its own CRL, and none stands in for another's.
+    const outcomes: { source: string; outcome: SourceOutcome }[] = [];
+    if (urls.length === 0 && crlFile !== null) outcomes.push({ source: crlFile, outcome: this.rereadFile(crlFile, failures) });
+    for (const url of urls) outcomes.push({ source: url, outcome: await this.tryUrl(url, failures) });
+    // A CRL that a later URL superseded in this round was never in force on its own.
+    const changed = outcomes.flatMap(({ outcome }) => (outcome.kind === 'updated' ? outcome.changed : [])).filter((crl) => this.crls.includes(crl));
+    const result = resultRank.find((rank) => outcomes.some(({ outcome }) => outcome.kind === rank)) ?? 'failed';
+    const source = outcomes.find(({ outcome }) => outcome.kind === result)?.source;
+    if (result !== 'updated') return this.record(finish(result, source === undefined ? {} : { source }));
+    this.options.onUpdate(this.crls, changed);
+    const updatedIssuers = changed.map((crl) => crl.issuer);
+    // A re-read crlFile is the source itself: nothing to write back.
+    if (urls.length === 0) return this.record(finish('updated', { source: source!, updatedIssuers }), changed);
+    return this.record(finish('updated', { source: source!, updatedIssuers, written: this.writeFile() }), changed);
   }
 
-  private rereadFile(crlFile: string, failures: Failure[], finish: (result: RefreshAttempt['result'], source?: string) => RefreshAttempt): RefreshAttempt | null {
-    let bytes: Buffer;
-    try {
-      bytes = readFileSync(crlFile);
-    } catch (error) {
-      failures.push({ source: crlFile, reason: 'file-unreadable', detail: (error as NodeJS.ErrnoException).code ?? String(error) });
-      return null;
+  private rereadFile(crlFile: string, failures: Failure[]): SourceOutcome {
+    const state = readCrlFile(crlFile, this.sources.caCertificates);
+    if (state.kind === 'missing') {
+      failures.push({ source: crlFile, reason: 'file-unreadable', detail: state.detail });
+      return { kind: 'failed' };
     }
-    const judged = judgeCrl(bytes, this.sources.caCertificates, this.crl);
-    if (judged.kind === 'rejected') {
-      failures.push({ source: crlFile, reason: judged.reason, detail: judged.detail });
-      return null;
+    if (state.kind === 'invalid') {
+      failures.push({ source: crlFile, reason: state.reason, detail: state.detail });
+      return { kind: 'failed' };
     }
-    if (judged.kind === 'same') return finish('unchanged', crlFile);
-    this.putInForce(judged.crl);
-    return finish('updated', crlFile);
+    return this.adopt(crlFile, state.crls, failures);
   }
 
-  private async tryUrl(
-    url: string,
-    failures: Failure[],
-    finish: (result: RefreshAttempt['result'], source?: string, written?: boolean) => RefreshAttempt,
-  ): Promise<RefreshAttempt | null> {
-    // Conditional only while the CRL in force is the one this URL gave us.
-    const download = await downloadCrl(url, this.crl === null ? undefined : this.validators.get(url), this.limits);
+  private async tryUrl(url: string, failures: Failure[]): Promise<SourceOutcome> {
+    // Conditional only while CRLs are in force (none after the CAs changed).
+    const download = await downloadCrl(url, this.crls.length === 0 ? undefined : this.validators.get(url), this.limits);
     if (download.kind === 'failed') {
       failures.push({ source: url, reason: download.reason, detail: download.detail });
-      return null;
+      return { kind: 'failed' };
     }
-    if (download.kind === 'not-modified') return finish('not-modified', url);
-    const judged = judgeCrl(download.bytes, this.sources.caCertificates, this.crl);
-    if (judged.kind === 'rejected') {
-      failures.push({ source: url, reason: judged.reason, detail: judged.detail });
-      return null;
+    if (download.kind === 'not-modified') return { kind: 'not-modified' };
+    const blocks = parseCrlBlocks(download.bytes, this.sources.caCertificates);
+    const refused = blocks.find((block) => !block.ok);
+    if (refused !== undefined && !refused.ok) {
+      failures.push({ source: url, reason: refused.reason, detail: refused.detail ?? refused.reason });
+      return { kind: 'failed' };
     }
-    this.validators.set(url, download.validators);
-    if (judged.kind === 'same') return finish('unchanged', url);
-    this.putInForce(judged.crl);
-    return finish('updated', url, this.writeFile(download.bytes));
+    const outcome = this.adopt(url, blocks.flatMap((block) => (block.ok ? [block.value] : [])), failures);
+    if (outcome.kind !== 'failed') this.validators.set(url, download.validators);
+    return outcome;
   }
 
-  /** Writes the accepted bytes to crlFile; the CRL is in force either way. */
-  private writeFile(bytes: Buffer): boolean {
+  /** Puts each verified CRL in force for its issuer when it is not older than that issuer's. */
+  private adopt(source: string, offered: readonly VerifiedCrl[], failures: Failure[]): SourceOutcome {
+    const changed: VerifiedCrl[] = [];
+    let accepted = 0;
+    for (const crl of offered) {
+      const judged = judgeCrl(crl, this.crls);
+      if (judged.kind === 'rejected') {
+        failures.push({ source, reason: judged.reason, detail: judged.detail });
+        continue;
+      }
+      accepted += 1;
+      if (judged.kind === 'newer') {
+        this.crls = withCrl(this.crls, judged.crl);
+        changed.push(judged.crl);
+      }
+    }
+    if (changed.length > 0) return { kind: 'updated', changed };
+    return { kind: accepted > 0 ? 'unchanged' : 'failed' };
+  }
+
+  /** Writes the CRLs in force to crlFile; they are in force either way. */
+  private writeFile(): boolean {
     const { crlFile } = this.sources;
     if (crlFile === null) return false;
     try {
-      replaceFileAtomically(crlFile, bytes);
+      replaceFileAtomically(crlFile, crlFileBytes(this.crls));
       return true;
     } catch (error) {
       this.options.logger.warn('crl-write-failed', {
@@ -441,21 +502,24 @@ export class CrlRefresher {
     }
   }
 
-  private putInForce(crl: VerifiedCrl): void {
-    this.crl = crl;
-    this.options.onUpdate(crl);
-  }
-
-  private record(attempt: RefreshAttempt): RefreshAttempt {
+  private record(attempt: RefreshAttempt, changed: readonly VerifiedCrl[] = []): RefreshAttempt {
     this.last = attempt;
     const { logger } = this.options;
-    const inForce = this.crl === null ? { crl: 'none' } : describeCrl(this.crl);
     const skipped = attempt.failures.length > 0 ? { skipped: describeFailures(attempt.failures) } : {};
     if (attempt.result === 'failed') {
       const reason = attempt.failures[0]?.reason;
-      logger.warn('crl-refresh-failed', { trigger: attempt.trigger, reason, detail: describeFailures(attempt.failures), consequence: 'the CRL in force stays', ...inForce });
+      logger.warn('crl-refresh-failed', {
+        trigger: attempt.trigger,
+        reason,
+        detail: describeFailures(attempt.failures),
+        consequence: 'the CRL in force stays',
+        ...describeCrlSet(this.crls),
+      });
     } else if (attempt.result === 'updated') {
-      logger.info('crl-updated', { trigger: attempt.trigger, source: attempt.source, written: attempt.written, ...inForce, ...skipped });
+      // One line per CA whose CRL changed, with that CRL's fields.
+      for (const crl of changed) {
+        logger.info('crl-updated', { trigger: attempt.trigger, source: attempt.source, written: attempt.written, ...describeCrl(crl), ...skipped });
+      }
     } else {
       logger.debug('crl-unchanged', { trigger: attempt.trigger, source: attempt.source, result: attempt.result, ...skipped });
     }
@@ -463,32 +527,41 @@ export class CrlRefresher {
     return attempt;
   }
 
-  /** Logs the CRL state once per change, and re-checks at the next thisUpdate/nextUpdate. */
+  /** Logs the CRL state once per change of any CA's, and re-checks at the next thisUpdate/nextUpdate. */
   private checkPolicyState(): void {
     const nowMs = this.now();
-    const state = crlPolicyState(this.crl, nowMs);
-    if (state !== this.policyState) {
-      this.policyState = state;
-      this.logPolicyState(state);
+    const issuers = issuerCrlStates(this.authorities, this.crls, nowMs);
+    const policyState = crlPolicyState(issuers);
+    const states = issuers.map(({ issuer, state }) => `${issuer}: ${state}`).join('; ');
+    if (states !== this.loggedStates) {
+      this.loggedStates = states;
+      this.logPolicyState(policyState, issuers);
     }
-    this.options.onStatus?.({ crl: this.crl, policyState: state, lastAttempt: this.last });
+    this.options.onStatus?.({ crls: this.crls, issuers, policyState, lastAttempt: this.last });
     if (this.boundaryTimer !== null) clearTimeout(this.boundaryTimer);
     this.boundaryTimer = null;
-    const boundary = [this.crl?.thisUpdateMs, this.crl?.nextUpdateMs].find((time) => time !== undefined && time >= nowMs);
-    if (boundary !== undefined && this.task !== null) {
+    const boundaries = this.crls.flatMap((crl) => [crl.thisUpdateMs, crl.nextUpdateMs]).filter((time): time is number => time !== undefined && time >= nowMs);
+    if (boundaries.length > 0 && this.task !== null) {
       // setTimeout holds at most 2^31-1 ms; a later boundary is simply re-checked then.
-      this.boundaryTimer = setTimeout(() => this.checkPolicyState(), Math.min(boundary - nowMs + 1_000, 2 ** 31 - 1));
+      this.boundaryTimer = setTimeout(() => this.checkPolicyState(), Math.min(Math.min(...boundaries) - nowMs + 1_000, 2 ** 31 - 1));
       this.boundaryTimer.unref();
     }
   }
 
-  private logPolicyState(state: CrlPolicyState): void {
+  private logPolicyState(state: CrlPolicyState, issuers: readonly IssuerCrlState[]): void {
     const { logger } = this.options;
-    const fields = { state, crlPolicy: this.sources.policy, ...(this.crl === null ? {} : describeCrl(this.crl)) };
+    const perCa = issuers.length > 1 ? { issuers: issuers.map(({ issuer, state: issuerState }) => `${issuer}: ${issuerState}`).join('; ') } : {};
+    const fields = { state, crlPolicy: this.sources.policy, ...(this.crls.length === 0 ? {} : describeCrlSet(this.crls)), ...perCa };
+    const uncovered = issuers.filter((issuer) => issuer.state !== 'fresh');
+    // With several CAs, only the clients of those without a current CRL are affected.
+    const whose = uncovered.length === issuers.length ? 'EVERY KNOCK' : `KNOCKS OF CLIENTS OF ${uncovered.map((issuer) => issuer.issuer).join('; ')}`;
     if (state === 'fresh') logger.info('crl-state', { ...fields, consequence: 'revocation is checked' });
     else if (this.sources.policy === 'require') {
-      logger.error('crl-state', { ...fields, consequence: 'EVERY KNOCK IS REFUSED until a current CRL arrives (crlPolicy = require)' });
-    } else logger.warn('crl-state', { ...fields, consequence: 'KNOCKS ARE ACCEPTED WITHOUT REVOCATION CHECKS until a current CRL arrives (crlPolicy = warn)' });
+      logger.error('crl-state', { ...fields, consequence: `${whose} ${uncovered.length === issuers.length ? 'IS' : 'ARE'} REFUSED until a current CRL arrives (crlPolicy = require)` });
+    } else {
+      const accepted = uncovered.length === issuers.length ? 'KNOCKS ARE' : `${whose} ARE`;
+      logger.warn('crl-state', { ...fields, consequence: `${accepted} ACCEPTED WITHOUT REVOCATION CHECKS until a current CRL arrives (crlPolicy = warn)` });
+    }
   }
 
   private checkFileWritable(): void {

@@ -11,16 +11,17 @@ import { caCertificatesOf, loadPkcs12File } from '../client-lib/pkcs12.js';
 import { createServerContext } from '../client-lib/protocol/index.js';
 import { buildCaptureFilter, decodeFrame, openCapture } from './capture/index.js';
 import type { ServerConfig } from './config.js';
-import { describeCrl, readCrlFile, type CrlFileState } from './crl-file.js';
+import { describeCrlAt, readCrlFile } from './crl-file.js';
 import { CrlRefresher, prepareCrlFile, type CrlSources } from './crl-refresh.js';
-import { crlStatusFileFor, openCrlStatusWriter } from './crl-status.js';
-import { FirewallHelperClient, type BackendOptions, type FirewallBackend } from './firewall/index.js';
+import { crlStatusFileFor, crlStatusRecord, openCrlStatusWriter } from './crl-status.js';
+import { FirewallHelperClient, formatHelperArguments, type BackendOptions, type FirewallPolicy } from './firewall/index.js';
 import { GrantBatcher } from './grant-batcher.js';
 import type { Logger } from './log.js';
 import { dropPrivileges, lookupUser } from './privileges.js';
 import { ReplayCache, ReplayJournal } from './replay-cache.js';
 import { planReload, reloadCaCertificates, rereadServerConfig } from './reload.js';
-import { createTrustState, type TrustState, type VerifiedCrl } from './trust/index.js';
+import { createTrustState, crlFreshness, type TrustState, type VerifiedCrl } from './trust/index.js';
+import { KnockHold } from './verify/held-knocks.js';
 import type { Verdict, VerifierSettings } from './verify/pipeline.js';
 import { createVerificationPool, type PoolStats } from './verify/worker-pool.js';
 
@@ -59,37 +60,53 @@ function backendOptionsOf(config: ServerConfig): BackendOptions {
   }
 }
 
-function crlStateFields(state: CrlFileState): Record<string, unknown> {
-  return state.kind === 'loaded' ? { crl: 'loaded', freshness: state.freshness, ...describeCrl(state.crl) } : { crl: state.kind, detail: state.detail };
+function firewallPolicyOf(config: ServerConfig): FirewallPolicy {
+  const { firewall } = config;
+  return { mode: firewall.mode, emergencySshPort: firewall.emergencySshPort, publicPorts: firewall.publicPorts };
 }
 
 /** Builds the trust state from the bundle's CA certificates and the CRL file, logging what a CRL problem means. */
 export function loadTrust(config: ServerConfig, caCertificates: readonly Buffer[], logger: Logger, nowMs: number): TrustState {
   const policy = config.crl.policy;
-  const consequence = policy === 'require' ? 'every knock is refused until a valid CRL is in force (crlPolicy = require)' : 'knocks are accepted without revocation checks (crlPolicy = warn)';
-  let crlState: CrlFileState | undefined;
+  const consequenceFor = (whose: string) =>
+    policy === 'require' ? `${whose} refused until a valid CRL is in force (crlPolicy = require)` : `${whose} accepted without revocation checks (crlPolicy = warn)`;
+  const consequence = consequenceFor(policy === 'require' ? 'every knock is' : 'knocks are');
+  let crls: readonly VerifiedCrl[] = [];
   if (config.crl.file === null) {
     logger.warn('crl-missing', { detail: 'no crlFile configured', consequence });
   } else {
-    crlState = readCrlFile(config.crl.file, caCertificates, nowMs);
-    if (crlState.kind !== 'loaded') logger.warn(`crl-${crlState.kind}`, { ...crlStateFields(crlState), consequence });
-    else if (crlState.freshness !== 'fresh') logger.warn('crl-stale', { ...crlStateFields(crlState), consequence });
-    else logger.info('crl-loaded', crlStateFields(crlState));
+    const crlState = readCrlFile(config.crl.file, caCertificates);
+    if (crlState.kind !== 'loaded') logger.warn(`crl-${crlState.kind}`, { crl: crlState.kind, detail: crlState.detail, consequence });
+    else {
+      crls = crlState.crls;
+      // One line per issuing CA: each CRL speaks for that CA's clients only.
+      for (const crl of crls) {
+        const fields = { crl: 'loaded', ...describeCrlAt(crl, nowMs) };
+        if (crlFreshness(crl, nowMs) === 'fresh') logger.info('crl-loaded', fields);
+        else logger.warn('crl-stale', { ...fields, consequence: consequenceFor(`knocks of clients of ${crl.issuer} are`) });
+      }
+      for (const ignored of crlState.ignored) logger.warn('crl-ignored', { detail: ignored, consequence: 'a CRL of a CA that is not configured speaks for no client' });
+    }
   }
-  return createTrustState({
-    caCertificates,
-    crl: crlState?.kind === 'loaded' ? crlState.crl : null,
-    crlPolicy: policy,
-  });
+  return createTrustState({ caCertificates, crls, crlPolicy: policy });
 }
 
-function openReplayCache(file: string, nowMs: number): ReplayCache {
+function openReplayCache(config: ServerConfig, logger: Logger, nowMs: number): ReplayCache {
+  const file = config.runtime.replayCacheFile;
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   const journal = new ReplayJournal(file);
-  const cache = new ReplayCache(REPLAY_CACHE_CAPACITY, journal);
+  const cache = new ReplayCache(REPLAY_CACHE_CAPACITY, {
+    journal,
+    entriesPerClient: config.knocks.replayEntriesPerClient,
+    onCompactionError: (error) =>
+      logger.warn('replay-journal-compaction-failed', {
+        error: error instanceof Error ? error.message : String(error),
+        consequence: 'the journal keeps growing; nothing accepted is forgotten',
+      }),
+  });
   cache.restore(journal.read(), nowMs);
-  // Compacted and opened while still root; appends go through the open descriptor afterwards.
-  journal.compact(cache.entries());
+  // Compacted and both files opened while still root; the dropped process appends and compacts through the descriptors.
+  cache.compactJournal(nowMs);
   return cache;
 }
 
@@ -133,9 +150,9 @@ export async function startServer(
   const bundle = loadPkcs12File(config.identity.pfxFile, config.identity.pfxPassword);
   let caCertificates: readonly Buffer[] = caCertificatesOf(bundle, config.identity.pfxFile).map((certificate) => certificate.raw);
   // Checked here, so that a wrong key fails the start with its own error before any worker starts.
-  createServerContext(bundle.privateKey, bundle.certificateDer);
+  const { mac1Key } = createServerContext(bundle.privateKey, bundle.certificateDer);
   const trust = loadTrust(config, caCertificates, logger, Date.now());
-  const replay = openReplayCache(config.runtime.replayCacheFile, Date.now());
+  const replay = openReplayCache(config, logger, Date.now());
   // While root: the unprivileged side must be able to replace crlFile and write its status.
   prepareCrlFile(config.crl.file, user);
   const crlStatus = openCrlStatusWriter(crlStatusFileFor(config));
@@ -152,10 +169,11 @@ export async function startServer(
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
 
-  const firewall: FirewallBackend & { close(): Promise<void> } = FirewallHelperClient.spawn([
+  // The backend and the policy are fixed in the root helper's argv: the dropped process can only say when.
+  const firewall = FirewallHelperClient.spawn([
     process.execPath,
     privilegedHelperScript,
-    JSON.stringify(backendOptionsOf(config)),
+    ...formatHelperArguments({ backend: backendOptionsOf(config), policy: firewallPolicyOf(config) }),
   ]);
   const grants = new GrantBatcher(
     (batch) => firewall.grant(batch),
@@ -194,8 +212,8 @@ export async function startServer(
   statsTimer.unref();
 
   const frameRejections = new Map<string, number>();
-  // Until the start refresh of the CRL is done, knocks wait here: none is judged with an outdated CRL.
-  let heldKnocks: { knock: Parameters<typeof verifiers.submit>[0]; atMs: number }[] | null = [];
+  // Until the start refresh of the CRL is done, knocks that pass the cheap checks wait here: none is judged with an outdated CRL.
+  const held = new KnockHold(verifiers, mac1Key, KNOCKS_HELD_AT_START);
   const capture = openCapture({
     interfaces: config.capture.interfaces,
     filter: buildCaptureFilter({ knockPorts: config.capture.knockPorts, minFrameLength: config.capture.minFrameLength }),
@@ -209,8 +227,7 @@ export async function startServer(
       // The frame is capture's private copy, so the payload needs no copy of its own.
       const { payload } = datagram;
       const knock = { datagram: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), source: datagram.source, frameLength: datagram.originalFrameLength };
-      if (heldKnocks === null) verifiers.submit(knock, Date.now());
-      else if (heldKnocks.length < KNOCKS_HELD_AT_START) heldKnocks.push({ knock, atMs: Date.now() });
+      held.submit(knock, Date.now());
     },
     onError: (error) => logger.error('capture-error', { error: error.message }),
   });
@@ -221,29 +238,24 @@ export async function startServer(
   dropPrivileges(user);
   // The policy goes in only once everything that can fail at start has succeeded:
   // a failed start must not leave a closed firewall with no knock server behind it.
-  await firewall.start({
-    mode: config.firewall.mode,
-    emergencySshPort: config.firewall.emergencySshPort,
-    publicPorts: config.firewall.publicPorts,
-  });
+  await firewall.start();
 
-  const putCrlInForce = (crl: VerifiedCrl | null): void => {
+  const putCrlsInForce = (crls: readonly VerifiedCrl[]): void => {
     const failed = (error: unknown) => logger.error('trust-update-failed', { error: error instanceof Error ? error.message : String(error) });
     try {
-      verifiers.updateTrust(createTrustState({ caCertificates, crl, crlPolicy: config.crl.policy })).catch(failed);
+      verifiers.updateTrust(createTrustState({ caCertificates, crls, crlPolicy: config.crl.policy })).catch(failed);
     } catch (error) {
       failed(error);
     }
   };
   const crlRefresher = new CrlRefresher({
     sources: crlSourcesOf(config, caCertificates),
-    initial: trust.crl,
+    initial: trust.crls,
     logger,
-    onUpdate: putCrlInForce,
-    onStatus: ({ crl, policyState, lastAttempt }) => {
+    onUpdate: putCrlsInForce,
+    onStatus: (status) => {
       try {
-        const crlInForce = crl === null ? null : describeCrl(crl);
-        crlStatus.write({ pid: process.pid, writtenAt: new Date().toISOString(), crl: crlInForce, policy: config.crl.policy, policyState, lastAttempt });
+        crlStatus.write(crlStatusRecord(status, config.crl.policy, process.pid, new Date()));
       } catch (error) {
         logger.warn('crl-status-write-failed', { error: error instanceof Error ? error.message : String(error) });
       }
@@ -252,9 +264,12 @@ export async function startServer(
   // Downloads are parsed after the drop: a hostile CRL server only ever meets the unprivileged user.
   await crlRefresher.refresh('start');
   crlRefresher.start(config.crl.refresh);
-  const waiting = heldKnocks;
-  heldKnocks = null;
-  for (const { knock, atMs } of waiting) verifiers.submit(knock, atMs);
+  const { held: released, dropped, refusedEarly } = held.release();
+  if (released + dropped + refusedEarly > 0) {
+    const fields = { released, dropped, refusedEarly, detail: `at most ${KNOCKS_HELD_AT_START} knocks wait for the start refresh of the CRL` };
+    if (dropped > 0) logger.warn('start-knocks-dropped', fields);
+    else logger.info('start-knocks-released', fields);
+  }
 
   async function reload(): Promise<void> {
     logger.info('reloading', { file: config.file });
@@ -267,9 +282,9 @@ export async function startServer(
       else caCertificates = authorities.caCertificates;
       const scheduleChanged = JSON.stringify(plan.config.crl.refresh) !== JSON.stringify(config.crl.refresh);
       config = plan.config;
-      const fromFile = config.crl.file === null ? null : readCrlFile(config.crl.file, caCertificates, Date.now());
-      crlRefresher.reconfigure(crlSourcesOf(config, caCertificates), fromFile?.kind === 'loaded' ? fromFile.crl : null);
-      putCrlInForce(crlRefresher.current());
+      const fromFile = config.crl.file === null ? null : readCrlFile(config.crl.file, caCertificates);
+      crlRefresher.reconfigure(crlSourcesOf(config, caCertificates), fromFile?.kind === 'loaded' ? fromFile.crls : []);
+      putCrlsInForce(crlRefresher.current());
       if (scheduleChanged) crlRefresher.start(config.crl.refresh);
       logger.info('reloaded', { applied: plan.applied.join(',') || 'no CRL setting changed' });
       if (plan.needsRestart.length > 0) {

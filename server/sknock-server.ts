@@ -36,9 +36,9 @@ async function crlReport(config: ServerConfig): Promise<string> {
   if (config.crl.file !== null) {
     const bundle = loadPkcs12File(config.identity.pfxFile, config.identity.pfxPassword);
     const caCertificates = caCertificatesOf(bundle, config.identity.pfxFile).map((certificate) => certificate.raw);
-    fileState = readCrlFile(config.crl.file, caCertificates, Date.now());
+    fileState = readCrlFile(config.crl.file, caCertificates);
   }
-  return formatCrlStatus(config, fileState, await readCrlStatus(crlStatusFileFor(config)));
+  return formatCrlStatus(config, fileState, await readCrlStatus(crlStatusFileFor(config)), Date.now());
 }
 
 function waitForSignals(server: RunningServer): void {

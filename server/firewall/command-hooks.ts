@@ -9,11 +9,14 @@ const PLACEHOLDER = /\{([^{}]*)\}/g;
 const PLACEHOLDER_NAMES = ['address', 'protocol', 'port', 'seconds'] as const;
 type PlaceholderName = (typeof PLACEHOLDER_NAMES)[number];
 
+/** The config loader and the root helper refuse a hook without {address} in these words. */
+export const ADDRESS_PLACEHOLDER_REQUIRED = 'must contain {address}: the command has to know whom to open for';
+
 /**
  * Splits a config value such as `/usr/local/bin/ufw-open {address} {protocol} {port}`
  * into argv words (at whitespace; there is no quoting because there is no shell)
  * and checks it: a known placeholder in any word but the first, so the program
- * itself never comes from a packet.
+ * itself never comes from a packet, and {address} somewhere.
  */
 export function parseCommandTemplate(text: string, key = 'command'): string[] {
   const words = text.trim().split(/\s+/).filter((word) => word !== '');
@@ -37,6 +40,8 @@ export function checkCommandTemplate(words: unknown, key = 'command'): asserts w
       }
     }
   }
+  // Checked again here, as root: a hook that cannot tell whom it opens for would open for everyone.
+  if (!checked.some((word) => word.includes('{address}'))) fail(ADDRESS_PLACEHOLDER_REQUIRED);
 }
 
 /** The argv for one grant: each placeholder replaced inside its word; words never split or join. */

@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { SknockError } from '../../client-lib/errors.js';
 import type { HelperReply, HelperRequest } from './helper-protocol.js';
-import type { ActiveGrant, FirewallBackend, FirewallPolicy, Grant } from './types.js';
+import type { ActiveGrant, Grant } from './types.js';
 
 type WithoutId<Request> = Request extends unknown ? Omit<Request, 'id'> : never;
 type RequestBody = WithoutId<HelperRequest>;
@@ -17,11 +17,12 @@ interface Pending {
 }
 
 /**
- * The daemon's side of the privileged helper: a FirewallBackend whose every
- * call is one request to the root child. Spawn it while still root, then
- * drop privileges; the pipe stays usable.
+ * The daemon's side of the privileged helper: every call is one request to
+ * the root child. Spawn it while still root (its argv fixes the backend and
+ * the policy), then drop privileges; the pipe stays usable. `start` installs
+ * that policy once; `stop` is the last request of the session.
  */
-export class FirewallHelperClient implements FirewallBackend {
+export class FirewallHelperClient {
   private nextId = 0;
   private readonly pending = new Map<number, Pending>();
   private failure: SknockError | null = null;
@@ -33,15 +34,16 @@ export class FirewallHelperClient implements FirewallBackend {
     createInterface({ input: child.stdout, crlfDelay: Infinity }).on('line', (line) => this.onReply(line));
   }
 
-  /** Starts the helper, e.g. [process.execPath, '.../privileged-helper.js', JSON.stringify(backendOptions)]. */
+  /** Starts the helper, e.g. [process.execPath, '.../privileged-helper.js', ...formatHelperArguments({ backend, policy })]. */
   static spawn(argv: readonly [string, ...string[]]): FirewallHelperClient {
     const [program, ...args] = argv;
     // stderr inherited: the helper's warnings land in the daemon's log stream.
     return new FirewallHelperClient(spawn(program, args, { stdio: ['pipe', 'pipe', 'inherit'] }));
   }
 
-  async start(policy: FirewallPolicy): Promise<void> {
-    await this.request({ op: 'start', policy });
+  /** Installs the policy the helper was started with; the helper serves this once. */
+  async start(): Promise<void> {
+    await this.request({ op: 'start' });
   }
 
   async grant(grants: readonly Grant[]): Promise<void> {
@@ -53,8 +55,11 @@ export class FirewallHelperClient implements FirewallBackend {
     return reply.ok && reply.result ? reply.result : [];
   }
 
+  /** Removes the policy and ends the session: the helper runs a stop only when nothing follows it. */
   async stop(): Promise<void> {
-    await this.request({ op: 'stop' });
+    const replied = this.request({ op: 'stop' });
+    this.child.stdin.end();
+    await replied;
   }
 
   /** Ends the helper (it leaves the firewall as it is) and waits for it to exit, killing it after 5 s. */
@@ -69,6 +74,9 @@ export class FirewallHelperClient implements FirewallBackend {
 
   private request(body: RequestBody): Promise<HelperReply> {
     if (this.failure) return Promise.reject(this.failure);
+    if (this.child.stdin.writableEnded) {
+      return Promise.reject(new SknockError('SKNOCK_FIREWALL_HELPER_DEAD', 'the firewall helper session has ended (stop or close was called)'));
+    }
     const id = this.nextId++;
     const replied = new Promise<HelperReply>((resolve, reject) => this.pending.set(id, { resolve, reject }));
     this.child.stdin.write(`${JSON.stringify({ id, ...body })}\n`);

@@ -18,7 +18,7 @@ export type {
 } from './types.js';
 export { CommandHooksBackend, parseCommandTemplate } from './command-hooks.js';
 export { FirewallHelperClient } from './helper-client.js';
-export { parseBackendOptions } from './helper-protocol.js';
+export { formatHelperArguments, parseBackendOptions } from './helper-protocol.js';
 export { IptablesBackend } from './iptables.js';
 export { NftablesBackend } from './nftables.js';
 export { localRunner, prefixedRunner } from './runner.js';

@@ -11,6 +11,7 @@ export type TrustConfigErrorCode =
   | 'SKNOCK_TRUST_BAD_CA'
   | 'SKNOCK_TRUST_BAD_INTERMEDIATE'
   | 'SKNOCK_TRUST_CRL_MISMATCH'
+  | 'SKNOCK_TRUST_CRL_DUPLICATE'
   | 'SKNOCK_TRUST_BAD_OPTION';
 
 /** Why `certificate` cannot issue certificates, or undefined when it can. */

@@ -1,7 +1,8 @@
 /**
  * Certificate revocation lists: parsed once per download, verified against
  * the CA that issued them (the original server checked neither signature
- * nor nextUpdate), then used as a set of revoked serial numbers.
+ * nor nextUpdate), then used as a set of revoked serial numbers. One input
+ * may hold several CRLs (concatenated PEM blocks); each is verified alone.
  */
 import type { KeyObject } from 'node:crypto';
 import { accept, reject, type Decoded } from '../../client-lib/protocol/result.js';
@@ -13,6 +14,8 @@ export type CrlReason = 'crl-malformed' | 'crl-untrusted-issuer' | 'crl-bad-sign
 export type CrlFreshness = 'fresh' | 'stale' | 'not-yet-valid';
 
 export interface VerifiedCrl {
+  /** The CRL as issued, DER: what crlFile gets back. */
+  readonly der: Buffer;
   /** Subject of the CA certificate whose key signed the CRL. */
   readonly issuer: string;
   readonly issuerNameDer: Buffer;
@@ -26,14 +29,20 @@ export interface VerifiedCrl {
   readonly count: number;
 }
 
-const pemBlock = /-----BEGIN (?:X509 )?CRL-----([A-Za-z0-9+/=\s]*)-----END (?:X509 )?CRL-----/;
+const pemBlocks = /-----BEGIN (?:X509 )?CRL-----([A-Za-z0-9+/=\s]*)-----END (?:X509 )?CRL-----/g;
 
-/** DER as is; PEM (`X509 CRL`, or @peculiar/x509's `CRL`) decoded to DER. */
-function crlDer(bytes: Buffer): Decoded<Buffer, 'crl-malformed'> {
+/** DER as is (one CRL); PEM (`X509 CRL`, or @peculiar/x509's `CRL`) decoded to DER, one per block. */
+function crlDers(bytes: Buffer): Decoded<Buffer[], 'crl-malformed'> {
   const head = bytes.subarray(0, 64).toString('latin1').trimStart();
-  if (!head.startsWith('-----BEGIN')) return accept(bytes);
-  const match = pemBlock.exec(bytes.toString('latin1'));
-  return match ? accept(Buffer.from(match[1]!, 'base64')) : reject('crl-malformed', 'PEM input holds no X509 CRL block');
+  if (!head.startsWith('-----BEGIN')) return accept([bytes]);
+  const blocks = [...bytes.toString('latin1').matchAll(pemBlocks)].map((match) => Buffer.from(match[1]!, 'base64'));
+  return blocks.length > 0 ? accept(blocks) : reject('crl-malformed', 'PEM input holds no X509 CRL block');
+}
+
+/** CRLs as PEM, one block each: how several CRLs share one file. */
+export function crlsToPem(crls: readonly VerifiedCrl[]): Buffer {
+  const block = (crl: VerifiedCrl) => `-----BEGIN X509 CRL-----\n${crl.der.toString('base64').replace(/.{64}/g, '$&\n').replace(/\n$/, '')}\n-----END X509 CRL-----\n`;
+  return Buffer.from(crls.map(block).join(''), 'latin1');
 }
 
 function authoritiesOf(issuers: TrustAuthorities | readonly Buffer[]): ParsedCertificate[] {
@@ -42,23 +51,16 @@ function authoritiesOf(issuers: TrustAuthorities | readonly Buffer[]): ParsedCer
   return [...anchors, ...intermediates.map((intermediate) => intermediate.certificate)];
 }
 
-/**
- * Parses a CRL and verifies it: the issuer name must equal (byte for byte) the
- * subject of one of the given CAs, that CA must be allowed to sign CRLs, and
- * its key must verify the signature. `issuers` is a trust state or CA
- * certificates (DER); a bad CA certificate throws SknockError (operator input).
- */
-export function parseCrl(bytes: Buffer, issuers: TrustAuthorities | readonly Buffer[]): Decoded<VerifiedCrl, CrlReason> {
-  const der = crlDer(bytes);
-  if (!der.ok) return der;
-  const parsed = parseCertificateList(der.value);
+/** Verifies one DER CRL against the authorities (see parseCrl). */
+function verifyCrlDer(der: Buffer, authorities: readonly ParsedCertificate[]): Decoded<VerifiedCrl, CrlReason> {
+  const parsed = parseCertificateList(der);
   if (!parsed.ok) return parsed;
   const crl = parsed.value;
   // A critical extension we do not process (delta CRL, indirect CRL, partitioned scope) changes what the list means.
   if (crl.unsupportedCriticalExtensions.length > 0) {
     return reject('crl-unsupported', `CRL has unsupported critical extensions ${crl.unsupportedCriticalExtensions.join(', ')}`);
   }
-  const named = authoritiesOf(issuers).filter((authority) => authority.subjectNameDer.equals(crl.issuerNameDer));
+  const named = authorities.filter((authority) => authority.subjectNameDer.equals(crl.issuerNameDer));
   if (named.length === 0) return reject('crl-untrusted-issuer', 'CRL issuer is none of the configured CAs');
   const allowed = named.filter((authority) => authority.keyUsage === undefined || authority.keyUsage.has('cRLSign'));
   if (allowed.length === 0) return reject('crl-untrusted-issuer', `CA ${named[0]!.subject} may not sign CRLs (keyUsage lacks cRLSign)`);
@@ -71,6 +73,7 @@ export function parseCrl(bytes: Buffer, issuers: TrustAuthorities | readonly Buf
   }
   const revokedSerials = new Set(crl.revokedSerials);
   return accept({
+    der,
     issuer: signer.subject,
     issuerNameDer: signer.subjectNameDer,
     issuerPublicKey: signer.publicKey,
@@ -80,6 +83,30 @@ export function parseCrl(bytes: Buffer, issuers: TrustAuthorities | readonly Buf
     revokedSerials,
     count: revokedSerials.size,
   });
+}
+
+/**
+ * Every CRL in `bytes` (one DER CRL, or PEM blocks), each parsed and
+ * verified on its own: one outcome per CRL, in input order; input that holds
+ * no CRL at all gives one 'crl-malformed'. `issuers` as for parseCrl.
+ */
+export function parseCrlBlocks(bytes: Buffer, issuers: TrustAuthorities | readonly Buffer[]): Decoded<VerifiedCrl, CrlReason>[] {
+  const ders = crlDers(bytes);
+  if (!ders.ok) return [ders];
+  const authorities = authoritiesOf(issuers);
+  return ders.value.map((der) => verifyCrlDer(der, authorities));
+}
+
+/**
+ * Parses one CRL and verifies it: the issuer name must equal (byte for byte)
+ * the subject of one of the given CAs, that CA must be allowed to sign CRLs,
+ * and its key must verify the signature. `issuers` is a trust state or CA
+ * certificates (DER); a bad CA certificate throws SknockError (operator input).
+ */
+export function parseCrl(bytes: Buffer, issuers: TrustAuthorities | readonly Buffer[]): Decoded<VerifiedCrl, CrlReason> {
+  const blocks = parseCrlBlocks(bytes, issuers);
+  if (blocks.length > 1) return reject('crl-malformed', `input holds ${blocks.length} CRLs where one was expected`);
+  return blocks[0]!;
 }
 
 export function crlFreshness(crl: VerifiedCrl, nowMs: number): CrlFreshness {

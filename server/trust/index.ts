@@ -13,7 +13,9 @@ export {
   type TrustVerdict,
   type TrustWarning,
 } from './trust-state.js';
-export { crlFreshness, parseCrl, type CrlFreshness, type CrlReason, type VerifiedCrl } from './crl.js';
+export { crlFreshness, crlsToPem, parseCrl, parseCrlBlocks, type CrlFreshness, type CrlReason, type VerifiedCrl } from './crl.js';
+export { compareCrlAge, crlCovering, crlOfIssuer, crlsIssuedBy, newestPerIssuer, sameCrlIssuer, withCrl, type CrlAge } from './crl-set.js';
+export { parseAnchors } from './authorities.js';
 export { authorizationOid, authorizePorts, readAuthorization, type AuthorizationReason } from '../../client-lib/certificate/authorization.js';
 export { parseCertificate, type ParsedCertificate } from '../../client-lib/certificate/x509.js';
 export type { TrustConfigErrorCode } from './authorities.js';

@@ -6,14 +6,13 @@
  * policy. Pure: the clock is a parameter. What does not depend on the clock
  * is verified once per certificate and cached for the life of the state.
  *
- * Revocation: a CRL speaks for the certificates its issuer signed. A client
+ * Revocation: a state holds at most one CRL per issuing CA (name and key),
+ * and a CRL speaks only for the certificates its issuer signed. A client
  * issued by the anchor is looked up in the anchor's CRL. With an
  * intermediate, the intermediate is looked up in the anchor's CRL and the
- * client in the intermediate's CRL; a certificate whose issuer has no
- * configured CRL is "not covered": 'no-crl' under 'require', a warning under
- * 'warn'. A state holds one CRL, so under 'require' a client of an
- * intermediate never passes (one of its two issuers is not covered): use
- * 'warn' with intermediates, or clients issued by the anchor.
+ * client in the intermediate's CRL (verifiable when the intermediate is a
+ * configured CA); a certificate whose issuer has no CRL in force is "not
+ * covered": 'no-crl' under 'require', a warning under 'warn'.
  */
 import type { KeyObject } from 'node:crypto';
 import { SknockError } from '../../client-lib/errors.js';
@@ -29,6 +28,7 @@ import {
   type TrustAuthorities,
 } from './authorities.js';
 import { crlCovers, crlFreshness, type VerifiedCrl } from './crl.js';
+import { crlCovering, sameCrlIssuer } from './crl-set.js';
 import { BoundedCache, type CacheStats } from './verified-cache.js';
 import { isP256, oid, parseCertificate, sha256Hex, type ParsedCertificate } from '../../client-lib/certificate/x509.js';
 
@@ -78,6 +78,9 @@ export interface TrustOptions {
   readonly caCertificates: readonly Buffer[];
   /** CA certificates between an anchor and clients, DER; each must be issued by an anchor. */
   readonly intermediates?: readonly Buffer[];
+  /** The CRLs in force, at most one per issuing CA; each verified against a configured CA. */
+  readonly crls?: readonly VerifiedCrl[];
+  /** One CRL: the same as `crls: [crl]` (and added to them). */
   readonly crl?: VerifiedCrl | null;
   readonly crlPolicy: CrlPolicy;
   /** Verified certificates kept; default 10,000. */
@@ -90,13 +93,15 @@ type ChainRole = 'client' | 'intermediate' | 'anchor';
 interface VerifiedChain {
   readonly identity: ClientIdentity;
   readonly validity: readonly { readonly role: ChainRole; readonly subject: string; readonly notBeforeMs: number; readonly notAfterMs: number }[];
-  /** Issuers in the chain that the configured CRL does not speak for. */
+  /** Issuers in the chain that no CRL in force speaks for. */
   readonly uncoveredIssuers: readonly string[];
-  readonly usesCrl: boolean;
+  /** The CRLs the chain was looked up in: their freshness is checked per knock. */
+  readonly crlsUsed: readonly VerifiedCrl[];
 }
 
 export interface TrustState extends TrustAuthorities {
-  readonly crl: VerifiedCrl | null;
+  /** At most one per issuer (name and key). */
+  readonly crls: readonly VerifiedCrl[];
   readonly crlPolicy: CrlPolicy;
   /** Internal memo of verified chains; read it through trustCacheStats. */
   readonly cache: BoundedCache<VerifiedChain>;
@@ -111,14 +116,20 @@ export const defaultCacheSize = 10_000;
 export function createTrustState(options: TrustOptions): TrustState {
   const anchors = parseAnchors(options.caCertificates);
   const intermediates = parseIntermediates(options.intermediates ?? [], anchors);
-  const crl = options.crl ?? null;
+  const crls = [...(options.crls ?? []), ...(options.crl ? [options.crl] : [])];
   const authorities = [...anchors, ...intermediates.map((intermediate) => intermediate.certificate)];
-  if (crl && !authorities.some((authority) => crlCovers(crl, authority))) {
-    throw new SknockError(
-      'SKNOCK_TRUST_CRL_MISMATCH',
-      `the CRL of ${crl.issuer} was verified against a CA that is not configured: parse it with this server's CA certificates`,
-    );
-  }
+  crls.forEach((crl, index) => {
+    if (!authorities.some((authority) => crlCovers(crl, authority))) {
+      throw new SknockError(
+        'SKNOCK_TRUST_CRL_MISMATCH',
+        `the CRL of ${crl.issuer} was verified against a CA that is not configured: parse it with this server's CA certificates`,
+      );
+    }
+    // Two lists for one issuer would make revocation depend on which one a lookup meets first.
+    if (crls.slice(0, index).some((earlier) => sameCrlIssuer(earlier, crl))) {
+      throw new SknockError('SKNOCK_TRUST_CRL_DUPLICATE', `two CRLs of ${crl.issuer} (same key): keep one CRL per issuing CA`);
+    }
+  });
   const cacheSize = options.cacheSize ?? defaultCacheSize;
   if (!Number.isInteger(cacheSize) || cacheSize < 1) {
     throw new SknockError('SKNOCK_TRUST_BAD_OPTION', `cacheSize must be a positive integer, got ${cacheSize}`);
@@ -126,7 +137,7 @@ export function createTrustState(options: TrustOptions): TrustState {
   return Object.freeze({
     anchors: Object.freeze(anchors),
     intermediates: Object.freeze(intermediates),
-    crl,
+    crls: Object.freeze(crls),
     crlPolicy: options.crlPolicy,
     cache: new BoundedCache<VerifiedChain>(cacheSize),
   });
@@ -179,19 +190,31 @@ function profileProblem(client: ParsedCertificate): Decoded<undefined, TrustReas
   return accept(undefined);
 }
 
-/** Revoked if its issuer's CRL lists it; otherwise the issuers no configured CRL speaks for. */
-function revocationProblem(crl: VerifiedCrl | null, client: ParsedCertificate, link: IssuerLink): Decoded<string[], 'revoked'> {
-  const uncovered: string[] = [];
+interface RevocationLookup {
+  readonly uncovered: string[];
+  readonly used: VerifiedCrl[];
+}
+
+/**
+ * Each certificate of the chain is looked up in the CRL of the CA that signed
+ * it, never in another CA's: revoked if listed there; otherwise the CRLs
+ * used and the issuers no CRL in force speaks for.
+ */
+function revocationProblem(crls: readonly VerifiedCrl[], client: ParsedCertificate, link: IssuerLink): Decoded<RevocationLookup, 'revoked'> {
+  const lookup: RevocationLookup = { uncovered: [], used: [] };
   const lookups = [{ certificate: client, issuer: link.issuer }];
   if (link.intermediate) lookups.push({ certificate: link.intermediate, issuer: link.anchor });
   for (const { certificate, issuer } of lookups) {
-    if (!crl || !crlCovers(crl, issuer)) {
-      uncovered.push(issuer.subject);
+    const crl = crlCovering(crls, issuer);
+    if (crl === undefined) {
+      lookup.uncovered.push(issuer.subject);
     } else if (crl.revokedSerials.has(certificate.serial)) {
       return reject('revoked', `${certificate.subject} (serial ${serialHex(certificate.serial)}) is in the CRL of ${crl.issuer}`);
+    } else {
+      lookup.used.push(crl);
     }
   }
-  return accept(uncovered);
+  return accept(lookup);
 }
 
 /** The client's issuer among the links, and that issuer's signature on it. */
@@ -260,7 +283,7 @@ function verifyChain(
   }));
   const inTime = validityProblem(validity, nowMs);
   if (!inTime.ok) return inTime;
-  const revocation = revocationProblem(state.crl, client, link);
+  const revocation = revocationProblem(state.crls, client, link);
   if (!revocation.ok) return revocation;
   const profile = profileProblem(client);
   if (!profile.ok) return profile;
@@ -278,8 +301,8 @@ function verifyChain(
       notAfterMs: client.notAfterMs,
     }),
     validity,
-    uncoveredIssuers: revocation.value,
-    usesCrl: revocation.value.length < chain.length - 1,
+    uncoveredIssuers: revocation.value.uncovered,
+    crlsUsed: revocation.value.used,
   });
 }
 
@@ -291,14 +314,15 @@ function checkAtTime(state: TrustState, chain: VerifiedChain, nowMs: number): Tr
   if (chain.uncoveredIssuers.length > 0) {
     concerns.push({ reason: 'no-crl', warning: 'no-crl', detail: `no CRL configured for certificates of ${chain.uncoveredIssuers.join('; ')}` });
   }
-  const freshness = state.crl && chain.usesCrl ? crlFreshness(state.crl, nowMs) : 'fresh';
-  if (freshness !== 'fresh') {
+  for (const crl of chain.crlsUsed) {
+    const freshness = crlFreshness(crl, nowMs);
+    if (freshness === 'fresh') continue;
     const warning = freshness === 'stale' ? 'crl-stale' : 'crl-not-yet-valid';
-    concerns.push({ reason: 'crl-stale', warning, detail: `CRL of ${state.crl!.issuer} is ${freshness}` });
+    concerns.push({ reason: 'crl-stale', warning, detail: `CRL of ${crl.issuer} is ${freshness}` });
   }
   const first = concerns[0];
   if (state.crlPolicy === 'require' && first) return reject(first.reason, first.detail);
-  return { ok: true, value: chain.identity, warnings: concerns.map((concern) => concern.warning) };
+  return { ok: true, value: chain.identity, warnings: [...new Set(concerns.map((concern) => concern.warning))] };
 }
 
 /**

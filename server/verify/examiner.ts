@@ -93,7 +93,7 @@ export function trustOptionsOf(state: TrustState): TrustOptions {
   return {
     caCertificates: state.anchors.map((anchor) => anchor.der),
     intermediates: state.intermediates.map((intermediate) => intermediate.certificate.der),
-    crl: state.crl,
+    crls: state.crls,
     crlPolicy: state.crlPolicy,
     cacheSize: state.cache.capacity,
   };
@@ -103,14 +103,18 @@ function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-/** Trust options after a structured clone (postMessage), whose Buffers arrive as plain Uint8Arrays. */
+/**
+ * Trust options after a structured clone (postMessage), whose Buffers arrive
+ * as plain Uint8Arrays (Sets, bigints and KeyObjects survive as they are).
+ */
 export function reviveTrustOptions(cloned: TrustOptions): TrustOptions {
-  const { crl } = cloned;
+  const revive = (crl: NonNullable<TrustOptions['crl']>): NonNullable<TrustOptions['crl']> => ({ ...crl, der: asBuffer(crl.der), issuerNameDer: asBuffer(crl.issuerNameDer) });
   return {
     ...cloned,
     caCertificates: cloned.caCertificates.map(asBuffer),
     intermediates: (cloned.intermediates ?? []).map(asBuffer),
-    crl: crl ? { ...crl, issuerNameDer: asBuffer(crl.issuerNameDer) } : null,
+    crls: (cloned.crls ?? []).map(revive),
+    crl: cloned.crl ? revive(cloned.crl) : null,
   };
 }
 

@@ -31,6 +31,7 @@ export const PIPELINE_REJECT_REASONS = [
   'address-mismatch',
   'unauthorized-port',
   'replay-cache-full',
+  'replay-quota',
 ] as const;
 export type PipelineRejectReason = (typeof PIPELINE_REJECT_REASONS)[number];
 
@@ -125,7 +126,13 @@ export type ExaminerState = Omit<VerifierState, 'replay'> & { readonly replay: R
  */
 export type Examination =
   | { readonly verdict: Refusal }
-  | { readonly verdict: Exclude<Verdict, Refusal>; readonly replayKey: Buffer; readonly replayExpiresAtMs: number };
+  | {
+      readonly verdict: Exclude<Verdict, Refusal>;
+      readonly replayKey: Buffer;
+      readonly replayExpiresAtMs: number;
+      /** The client certificate's SHA-256: whose replay quota the entry counts against. */
+      readonly replayOwner: string;
+    };
 
 /**
  * Judges one captured datagram at `nowMs`, everything but recording its
@@ -189,6 +196,7 @@ export function examineKnock(knock: CapturedKnock, nowMs: number, state: Examine
     },
     replayKey: opened.replayKey,
     replayExpiresAtMs: opened.timestampMs + settings.timestampWindowMs + 1,
+    replayOwner: identity.certificateSha256,
   };
 }
 
@@ -204,9 +212,13 @@ export function decideReplay(examination: Examination, replay: ReplayCache, nowM
   // A knock that waited in a queue past its window: its replay entry would already be gone.
   if (examination.replayExpiresAtMs <= nowMs) return refuse('timestamp-window', 'the window closed while the knock waited', known);
   if (replay.has(examination.replayKey, nowMs)) return refuse('replay', REPLAY_DETAIL, known);
+  // Per certificate: one valid client flooding fresh knocks must not fill the cache for everyone.
+  if (replay.isOverQuota(examination.replayOwner, nowMs)) {
+    return refuse('replay-quota', `this certificate already has ${replay.entriesPerClient} knocks in the window`, known);
+  }
   // Full means refuse: forgetting an entry would reopen a replay window.
   if (replay.isFull(nowMs)) return refuse('replay-cache-full', `${replay.capacity} knocks in the window`, known);
-  replay.add(examination.replayKey, examination.replayExpiresAtMs);
+  replay.add(examination.replayKey, examination.replayExpiresAtMs, { owner: examination.replayOwner, nowMs });
   return verdict;
 }
 

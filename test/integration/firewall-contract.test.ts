@@ -3,6 +3,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FirewallHelperClient } from '../../server/firewall/helper-client.js';
+import { formatHelperArguments } from '../../server/firewall/helper-protocol.js';
 import { IptablesBackend } from '../../server/firewall/iptables.js';
 import { NftablesBackend } from '../../server/firewall/nftables.js';
 import { prefixedRunner } from '../../server/firewall/runner.js';
@@ -276,7 +277,8 @@ describeWithNamespaces('firewall through the privileged helper', () => {
     const helperPath = await builtHelper();
     net = await TestNetwork.create('fwh');
     service = await startService(net);
-    helper = FirewallHelperClient.spawn(['ip', 'netns', 'exec', net.server, process.execPath, helperPath, JSON.stringify({ kind: 'nftables' })]);
+    const argv = formatHelperArguments({ backend: { kind: 'nftables' }, policy: policyOf('reject') });
+    helper = FirewallHelperClient.spawn(['ip', 'netns', 'exec', net.server, process.execPath, helperPath, ...argv]);
   });
 
   afterAll(async () => {
@@ -287,8 +289,9 @@ describeWithNamespaces('firewall through the privileged helper', () => {
 
   it('drives nftables from a child process and refuses what it must not run', async () => {
     const client = helper!;
-    await client.start(policyOf('reject'));
+    await client.start();
     expect(await probe(net)).toEqual(['refused', 'refused']);
+    await expect(client.start()).rejects.toMatchObject({ code: 'SKNOCK_FIREWALL_HELPER_REFUSED', message: expect.stringContaining('already-started') });
     await client.grant(grantsFor(30));
     expect(await probe(net)).toEqual(['open', 'open']);
     expect((await client.list()).map((grant) => grant.address).sort()).toEqual([TestNetwork.clientIPv4, TestNetwork.clientIPv6].sort());

@@ -84,7 +84,7 @@ describe('an original sKnock config.ini', () => {
 
   it('gets the defaults that keep existing sKnock clients working', () => {
     const { config } = loadOriginalStyle().loaded;
-    expect(config.knocks).toMatchObject({ legacyKnocks: true, allowSourceAddressMode: false, maxGrantDurationSeconds: 3600 });
+    expect(config.knocks).toMatchObject({ legacyKnocks: true, allowSourceAddressMode: false, maxGrantDurationSeconds: 3600, replayEntriesPerClient: 64 });
     expect(config.capture).toMatchObject({ interfaces: ['any'], knockPorts: { from: 10000, to: 60000 } });
     expect(config.firewall).toMatchObject({ backend: 'nftables', emergencySshPort: 22, publicPorts: [], openCommand: null });
     expect(config.runtime).toEqual({ user: 'nobody', replayCacheFile: '/var/lib/sknock/replay-cache', workers: 0 });

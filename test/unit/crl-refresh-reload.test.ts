@@ -4,9 +4,18 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseServerConfig, type ServerConfig } from '../../server/config.js';
-import { readCrlFile } from '../../server/crl-file.js';
-import { crlPolicyState, formatCrlStatus, openCrlStatusWriter, readCrlStatus, type CrlStatusRecord } from '../../server/crl-status.js';
+import { crlFileBytes, readCrlFile } from '../../server/crl-file.js';
+import {
+  crlPolicyState,
+  crlStatusRecord,
+  formatCrlStatus,
+  issuerCrlStates,
+  openCrlStatusWriter,
+  readCrlStatus,
+  type CrlStatusRecord,
+} from '../../server/crl-status.js';
 import { changedKeys, planReload, rereadServerConfig } from '../../server/reload.js';
+import { parseAnchors } from '../../server/trust/index.js';
 import { makeSampleCa, runCaOk, temporaryDirectories, testNow } from './ca-harness.js';
 
 const directories = temporaryDirectories();
@@ -84,7 +93,7 @@ describe('crl-status record', () => {
     await runCaOk(['crl', '--dir', caDir]);
     const caCertificate = await readFile(path.join(caDir, 'ca.cer'));
     const crlFile = path.join(caDir, 'crl.der');
-    const fileState = readCrlFile(crlFile, [caCertificate], testNow.getTime());
+    const fileState = readCrlFile(crlFile, [caCertificate]);
     expect(fileState.kind).toBe('loaded');
     const config = configOf([...baseText.map((line) => line.replace('crlFile = crl.der', `crlFile = ${crlFile}`)), 'crlUrl = http://198.18.0.9/crl.der']);
     const text = formatCrlStatus(config, fileState, {
@@ -94,7 +103,7 @@ describe('crl-status record', () => {
         writtenAt: testNow.toISOString(),
         crl: { issuer: 'CN=Test CA', crlNumber: '1', revoked: 0 },
         policy: 'require',
-        policyState: fileState.kind === 'loaded' ? crlPolicyState(fileState.crl, testNow.getTime()) : 'missing',
+        policyState: fileState.kind === 'loaded' ? crlPolicyState(issuerCrlStates(parseAnchors([caCertificate]), fileState.crls, testNow.getTime())) : 'missing',
         lastAttempt: {
           trigger: 'sighup',
           startedAt: testNow.toISOString(),
@@ -103,12 +112,46 @@ describe('crl-status record', () => {
           failures: [{ source: 'http://198.18.0.9/crl.der', reason: 'unreachable', detail: 'ECONNREFUSED' }],
         },
       },
-    });
+    }, testNow.getTime());
     expect(text).toContain(`file: ${crlFile}`);
     expect(text).toContain('  issuer: CN=Test CA');
     expect(text).toContain('  revoked: 0');
     expect(text).toContain('daemon: pid 42');
     expect(text).toContain('  state: fresh');
     expect(text).toContain('last refresh: 2026-01-01T00:00:00.000Z (sighup): failed\n  http://198.18.0.9/crl.der: unreachable: ECONNREFUSED');
+  });
+
+  it('shows each CA with its CRL in force, and the file\'s CRLs one by one', async () => {
+    const caDir = await makeSampleCa(await directories.make());
+    const secondDir = path.join(await directories.make(), 'ca');
+    const thirdDir = path.join(await directories.make(), 'ca');
+    await runCaOk(['crl', '--dir', caDir]);
+    await runCaOk(['init', '--dir', secondDir, '--cn', 'Second CA']);
+    await runCaOk(['init', '--dir', thirdDir, '--cn', 'Third CA']);
+    // Issued eight days ago with the default lifetime of seven: stale now.
+    await runCaOk(['crl', '--dir', secondDir], { now: new Date(testNow.getTime() - 8 * 86_400_000) });
+    const caCertificates = await Promise.all([caDir, secondDir, thirdDir].map((dir) => readFile(path.join(dir, 'ca.cer'))));
+    const crlFile = path.join(await directories.make(), 'crl.pem');
+    const first = readCrlFile(path.join(caDir, 'crl.der'), caCertificates);
+    const second = readCrlFile(path.join(secondDir, 'crl.der'), caCertificates);
+    if (first.kind !== 'loaded' || second.kind !== 'loaded') throw new Error('CRL fixtures do not load');
+    const crls = [...first.crls, ...second.crls];
+    writeFileSync(crlFile, crlFileBytes(crls));
+    const nowMs = testNow.getTime();
+    const issuers = issuerCrlStates(parseAnchors(caCertificates), crls, nowMs);
+    expect(issuers.map(({ issuer, state }) => `${issuer}: ${state}`)).toEqual(['CN=Test CA: fresh', 'CN=Second CA: stale', 'CN=Third CA: missing']);
+    const record = crlStatusRecord({ crls, issuers, policyState: crlPolicyState(issuers), lastAttempt: null }, 'require', 42, testNow);
+    // The old fields stay: `crl` is the CRL that goes stale first, policyState the worst of any CA's.
+    expect(record).toMatchObject({ pid: 42, policy: 'require', policyState: 'missing', crl: { issuer: 'CN=Second CA', crlNumber: '1' } });
+    expect(record.issuers?.map((issuer) => issuer.crl?.issuer ?? null)).toEqual(['CN=Test CA', 'CN=Second CA', null]);
+    const config = configOf([...baseText.map((line) => line.replace('crlFile = crl.der', `crlFile = ${crlFile}`))]);
+    const text = formatCrlStatus(config, readCrlFile(crlFile, caCertificates), { ok: true, record: JSON.parse(JSON.stringify(record)) as CrlStatusRecord }, nowMs);
+    expect(text).toContain(`file: ${crlFile} (2 CRLs, one per CA)`);
+    expect(text).toMatch(/ {2}issuer: CN=Test CA\n(?: {2}\w+: .*\n)* {2}freshness: fresh\n {2}issuer: CN=Second CA\n(?: {2}\w+: .*\n)* {2}freshness: stale/);
+    expect(text).toContain('  in force, per CA (2 CRLs for 3 CAs):');
+    expect(text).toMatch(/ {4}CN=Test CA: fresh, issuerKey [0-9a-f]{16}, thisUpdate \S+, nextUpdate \S+, crlNumber 1, revoked 0\n/);
+    expect(text).toContain('    CN=Second CA: stale, issuerKey');
+    expect(text).toContain('    CN=Third CA: missing (no CRL)');
+    expect(text).toContain('  state: missing');
   });
 });

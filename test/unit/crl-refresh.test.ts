@@ -13,7 +13,6 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createCrlServer } from '../../certificates/ca/crl-server.js';
 import {
-  compareCrlAge,
   cronExpressionOf,
   CrlRefresher,
   isRefreshDue,
@@ -21,9 +20,11 @@ import {
   type CrlSources,
   type RefreshAttempt,
 } from '../../server/crl-refresh.js';
+import { crlFileBytes, readCrlFile } from '../../server/crl-file.js';
 import { createLogger } from '../../server/log.js';
-import { parseCrl, type VerifiedCrl } from '../../server/trust/index.js';
-import { makeSampleCa, runCaOk, temporaryDirectories, testNow } from './ca-harness.js';
+import { checkClientCertificate, compareCrlAge, createTrustState, parseCrl, type VerifiedCrl } from '../../server/trust/index.js';
+import { loadPkcs12File } from '../../client-lib/pkcs12.js';
+import { makeSampleCa, runCaOk, temporaryDirectories, testNow, testPassword } from './ca-harness.js';
 
 const directories = temporaryDirectories();
 let caDir: string;
@@ -49,8 +50,8 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(() => directories.removeAll());
 
-function verified(bytes: Buffer): VerifiedCrl {
-  const parsed = parseCrl(bytes, [caCertificate]);
+function verified(bytes: Buffer, caCertificates: readonly Buffer[] = [caCertificate]): VerifiedCrl {
+  const parsed = parseCrl(bytes, caCertificates);
   if (!parsed.ok) throw new Error(`test CRL does not verify: ${parsed.reason}`);
   return parsed.value;
 }
@@ -123,18 +124,30 @@ interface Harness {
   warnings(): Record<string, unknown>[];
 }
 
-async function harness(urls: readonly string[], options: { initial?: Buffer; timeoutMs?: number; maxBytes?: number; nowMs?: number } = {}): Promise<Harness> {
+interface HarnessOptions {
+  /** A CRL (DER) written to crlFile and in force at start; or several, in force, written as PEM. */
+  readonly initial?: Buffer | readonly Buffer[];
+  readonly caCertificates?: readonly Buffer[];
+  readonly policy?: CrlSources['policy'];
+  readonly timeoutMs?: number;
+  readonly maxBytes?: number;
+  readonly nowMs?: number;
+}
+
+async function harness(urls: readonly string[], options: HarnessOptions = {}): Promise<Harness> {
   const crlFile = path.join(await directories.make(), 'crl.der');
-  if (options.initial) writeFileSync(crlFile, options.initial);
+  const caCertificates = options.caCertificates ?? [caCertificate];
+  const initial = (Buffer.isBuffer(options.initial) ? [options.initial] : (options.initial ?? [])).map((bytes) => verified(bytes, caCertificates));
+  if (initial.length > 0) writeFileSync(crlFile, crlFileBytes(initial));
   const logs: Record<string, unknown>[] = [];
   const logger = createLogger({ level: 'debug', format: 'json', repeatLimit: false, sink: { write: (line: string) => logs.push(JSON.parse(line)) } });
   const updates: VerifiedCrl[] = [];
-  const sources: CrlSources = { urls, crlFile, policy: 'require', caCertificates: [caCertificate] };
+  const sources: CrlSources = { urls, crlFile, policy: options.policy ?? 'require', caCertificates };
   const refresher = new CrlRefresher({
     sources,
-    initial: options.initial ? verified(options.initial) : null,
+    initial,
     logger,
-    onUpdate: (crl) => updates.push(crl),
+    onUpdate: (_crls, changed) => updates.push(...changed),
     limits: { timeoutMs: options.timeoutMs ?? 5_000, maxBytes: options.maxBytes ?? 1 << 20, maxRedirects: 3 },
     now: () => options.nowMs ?? testNow.getTime() + 120_000,
   });
@@ -146,7 +159,7 @@ function expectKeptWithOneWarning(run: Harness, attempt: RefreshAttempt, reason:
   expect(attempt.result).toBe('failed');
   expect(attempt.failures.map((failure) => failure.reason)).toEqual([reason]);
   expect(run.updates).toEqual([]);
-  expect(run.refresher.current()?.crlNumber).toBe(2n);
+  expect(run.refresher.current()[0]?.crlNumber).toBe(2n);
   expect(readFileSync(run.crlFile).equals(crlTwo)).toBe(true);
   const warnings = run.warnings();
   expect(warnings).toHaveLength(1);
@@ -160,7 +173,7 @@ describe('CrlRefresher: accepting a CRL', () => {
     const attempt = await run.refresher.refresh('start');
     expect(attempt).toMatchObject({ trigger: 'start', result: 'updated', source: server.url, written: true, failures: [] });
     expect(run.updates.map((crl) => crl.crlNumber)).toEqual([2n]);
-    expect(run.refresher.current()?.count).toBe(1);
+    expect(run.refresher.current()[0]?.count).toBe(1);
     expect(readFileSync(run.crlFile).equals(crlTwo)).toBe(true);
     // The temporary file was renamed, not left behind.
     expect(readdirSync(path.dirname(run.crlFile))).toEqual(['crl.der']);
@@ -172,17 +185,17 @@ describe('CrlRefresher: accepting a CRL', () => {
     const server = await serve(body(pem, { 'content-type': 'application/x-pem-file' }));
     const run = await harness([server.url], { initial: crlOne });
     expect((await run.refresher.refresh('schedule')).result).toBe('updated');
-    expect(run.refresher.current()?.crlNumber).toBe(2n);
+    expect(run.refresher.current()[0]?.crlNumber).toBe(2n);
   });
 
   it('starts without any CRL and takes the first valid one', async () => {
     const server = await serve(body(crlOne));
     const run = await harness([server.url]);
     expect((await run.refresher.refresh('start')).result).toBe('updated');
-    expect(run.refresher.current()?.crlNumber).toBe(1n);
+    expect(run.refresher.current()[0]?.crlNumber).toBe(1n);
   });
 
-  it('tries the URLs in order until one gives a CRL', async () => {
+  it('tries every URL in order: failures beside a good answer are only skipped', async () => {
     const order: string[] = [];
     const missing = await serve((_request, response) => {
       order.push('404');
@@ -322,7 +335,7 @@ describe('CrlRefresher: every failure keeps the last good CRL with one warning',
     const attempt = await run.refresher.refresh('schedule');
     expect(attempt.failures.map((failure) => failure.reason)).toEqual(['timeout', 'timeout']);
     expect(run.warnings()).toHaveLength(1);
-    expect(run.refresher.current()?.crlNumber).toBe(2n);
+    expect(run.refresher.current()[0]?.crlNumber).toBe(2n);
   });
 
   it('a huge body, declared or not', async () => {
@@ -345,9 +358,9 @@ describe('CrlRefresher: every failure keeps the last good CRL with one warning',
     const run = await harness([server.url], { initial: crlOne });
     const unwritable = new CrlRefresher({
       sources: { urls: [server.url], crlFile: path.join(run.crlFile, 'no-such-folder', 'crl.der'), policy: 'warn', caCertificates: [caCertificate] },
-      initial: verified(crlOne),
+      initial: [verified(crlOne)],
       logger: createLogger({ format: 'json', repeatLimit: false, sink: { write: (line: string) => run.logs.push(JSON.parse(line)) } }),
-      onUpdate: (crl) => run.updates.push(crl),
+      onUpdate: (_crls, changed) => run.updates.push(...changed),
       now: () => testNow.getTime(),
     });
     expect(await unwritable.refresh('schedule')).toMatchObject({ result: 'updated', written: false });
@@ -436,9 +449,151 @@ describe('CRL ordering (pure)', () => {
     expect(compareCrlAge({ ...one, crlNumber: undefined }, { ...one, crlNumber: undefined })).toBe('same');
   });
 
-  it('judges bytes: other key rejected, same CRL unchanged', () => {
-    expect(judgeCrl(foreignCrl, [caCertificate], null)).toMatchObject({ kind: 'rejected', reason: 'crl-bad-signature' });
-    expect(judgeCrl(crlTwo, [caCertificate], verified(crlTwo))).toEqual({ kind: 'same' });
-    expect(judgeCrl(crlTwo, [caCertificate], verified(crlOne))).toMatchObject({ kind: 'newer' });
+  it('judges a CRL against its issuer\'s in force: other key refused when parsed, same CRL unchanged, older refused', () => {
+    expect(parseCrl(foreignCrl, [caCertificate])).toMatchObject({ ok: false, reason: 'crl-bad-signature' });
+    expect(judgeCrl(verified(crlTwo), [verified(crlTwo)])).toEqual({ kind: 'same' });
+    expect(judgeCrl(verified(crlTwo), [verified(crlOne)])).toMatchObject({ kind: 'newer' });
+    expect(judgeCrl(verified(crlOne), [verified(crlTwo)])).toMatchObject({ kind: 'rejected', reason: 'crl-older' });
+    expect(judgeCrl(verified(crlOne), [])).toMatchObject({ kind: 'newer' });
+  });
+});
+
+describe('CrlRefresher with two CAs: one CRL in force per issuer', () => {
+  /** "CN=Second CA", with clients bob and carol. */
+  let secondCa: Buffer;
+  /** Number 1, nothing revoked. */
+  let olderCrlOfB: Buffer;
+  /** Number 2, carol revoked; newer than crlTwo of the first CA in every way. */
+  let crlOfB: Buffer;
+  const clientDer: Record<string, Buffer> = {};
+  const cas = (): Buffer[] => [caCertificate, secondCa];
+
+  beforeAll(async () => {
+    const dir = path.join(await directories.make(), 'ca');
+    await runCaOk(['init', '--dir', dir, '--cn', 'Second CA']);
+    for (const name of ['bob', 'carol']) await runCaOk(['client', '--dir', dir, '--name', name, '--allow', 'tcp/22']);
+    secondCa = await readFile(path.join(dir, 'ca.cer'));
+    await runCaOk(['crl', '--dir', dir]);
+    olderCrlOfB = await readFile(path.join(dir, 'crl.der'));
+    await runCaOk(['revoke', '--dir', dir, '--name', 'carol']);
+    await runCaOk(['crl', '--dir', dir], { now: new Date(testNow.getTime() + 90_000) });
+    crlOfB = await readFile(path.join(dir, 'crl.der'));
+    for (const [name, ca] of [['alice', caDir], ['mallory', caDir], ['bob', dir], ['carol', dir]] as const) {
+      clientDer[name] = loadPkcs12File(path.join(ca, 'client', `${name}.pfx`), testPassword).certificateDer;
+    }
+  }, 120_000);
+
+  /** What each client gets from a trust state built from the refresher's CRLs, as the daemon builds it. */
+  function outcomes(run: Harness): Record<string, string> {
+    const trust = createTrustState({ caCertificates: cas(), crls: run.refresher.current(), crlPolicy: 'require' });
+    const nowMs = testNow.getTime() + 120_000;
+    return Object.fromEntries(
+      Object.entries(clientDer).map(([name, der]) => {
+        const verdict = checkClientCertificate(trust, der, undefined, nowMs);
+        return [name, verdict.ok ? 'accepted' : verdict.reason];
+      }),
+    );
+  }
+
+  it("a genuine, newer CRL of CA B from the CRL URL never replaces CA A's: A's revoked client stays revoked", async () => {
+    const server = await serve(body(crlOfB));
+    const run = await harness([server.url], { initial: crlTwo, caCertificates: cas() });
+    expect(outcomes(run)).toEqual({ alice: 'revoked', mallory: 'accepted', bob: 'no-crl', carol: 'no-crl' });
+    const attempt = await run.refresher.refresh('schedule');
+    expect(attempt).toMatchObject({ result: 'updated', updatedIssuers: ['CN=Second CA'], written: true, failures: [] });
+    expect(run.refresher.current().map((crl) => [crl.issuer, crl.crlNumber])).toEqual([
+      ['CN=Test CA', 2n],
+      ['CN=Second CA', 2n],
+    ]);
+    // B's CRL is kept for B's clients, A's still speaks for A's.
+    expect(outcomes(run)).toEqual({ alice: 'revoked', mallory: 'accepted', bob: 'accepted', carol: 'revoked' });
+    expect(run.updates.map((crl) => crl.issuer)).toEqual(['CN=Second CA']);
+    expect(run.logs.filter((line) => line.event === 'crl-updated')).toMatchObject([{ issuer: 'CN=Second CA', crlNumber: '2', revoked: 1 }]);
+  });
+
+  it('writes both CRLs to crlFile as PEM, and a restart reads both back', async () => {
+    const server = await serve(body(crlOfB));
+    const run = await harness([server.url], { initial: crlTwo, caCertificates: cas() });
+    await run.refresher.refresh('schedule');
+    const text = readFileSync(run.crlFile, 'latin1');
+    expect(text.match(/-----BEGIN X509 CRL-----/g)).toHaveLength(2);
+    const reread = readCrlFile(run.crlFile, cas());
+    if (reread.kind !== 'loaded') throw new Error(reread.detail);
+    expect(reread.crls.map((crl) => crl.der.toString('hex'))).toEqual([crlTwo.toString('hex'), crlOfB.toString('hex')]);
+    expect(reread.ignored).toEqual([]);
+    // A single CRL is still written as the DER it was published as.
+    const single = await harness([server.url], { caCertificates: [secondCa] });
+    await single.refresher.refresh('schedule');
+    expect(readFileSync(single.crlFile).equals(crlOfB)).toBe(true);
+  });
+
+  it('reads old single-CRL files (DER or PEM) as before', async () => {
+    const file = path.join(await directories.make(), 'crl.pem');
+    for (const bytes of [crlTwo, Buffer.from(`-----BEGIN X509 CRL-----\n${crlTwo.toString('base64')}\n-----END X509 CRL-----\n`)]) {
+      writeFileSync(file, bytes);
+      const state = readCrlFile(file, [caCertificate]);
+      expect(state).toMatchObject({ kind: 'loaded', ignored: [] });
+      expect(state.kind === 'loaded' && state.crls.map((crl) => crl.crlNumber)).toEqual([2n]);
+    }
+    // One CRL of a CA that is not configured is still an invalid file, as before.
+    writeFileSync(file, crlOfB);
+    expect(readCrlFile(file, [caCertificate])).toMatchObject({ kind: 'invalid', reason: 'crl-untrusted-issuer' });
+  });
+
+  it("leaves out a CRL of a CA no longer configured, but refuses a file with a forged CRL", async () => {
+    const run = await harness([], { initial: [crlTwo, crlOfB], caCertificates: cas() });
+    const kept = readCrlFile(run.crlFile, [caCertificate]);
+    expect(kept).toMatchObject({ kind: 'loaded', ignored: [expect.stringContaining('(CRL 2 of 2): CRL issuer is none of the configured CAs')] });
+    expect(kept.kind === 'loaded' && kept.crls.map((crl) => crl.issuer)).toEqual(['CN=Test CA']);
+    writeFileSync(run.crlFile, Buffer.concat([readFileSync(run.crlFile), crlFileBytes([{ ...verified(crlTwo), der: foreignCrl }, verified(crlTwo)])]));
+    expect(readCrlFile(run.crlFile, cas())).toMatchObject({ kind: 'invalid', reason: 'crl-bad-signature' });
+  });
+
+  it("fetches every URL, each CA's CRL from its own, in one refresh", async () => {
+    const ofA = await serve(body(crlTwo));
+    const ofB = await serve(body(crlOfB));
+    const run = await harness([ofA.url, ofB.url], { caCertificates: cas() });
+    const attempt = await run.refresher.refresh('start');
+    expect(attempt).toMatchObject({ result: 'updated', source: ofA.url, updatedIssuers: ['CN=Test CA', 'CN=Second CA'], written: true });
+    expect(outcomes(run)).toEqual({ alice: 'revoked', mallory: 'accepted', bob: 'accepted', carol: 'revoked' });
+    expect(await run.refresher.refresh('schedule')).toMatchObject({ result: 'unchanged', failures: [] });
+  });
+
+  it('compares a CRL only with its own issuer\'s: an older CRL of B is refused, A\'s stays', async () => {
+    const server = await serve(body(olderCrlOfB));
+    const run = await harness([server.url], { initial: [crlTwo, crlOfB], caCertificates: cas() });
+    const attempt = await run.refresher.refresh('schedule');
+    expect(attempt.result).toBe('failed');
+    expect(attempt.failures).toMatchObject([{ reason: 'crl-older', detail: expect.stringContaining('offered CRL of CN=Second CA (number 1') }]);
+    expect(run.refresher.current().map((crl) => crl.crlNumber)).toEqual([2n, 2n]);
+    expect(run.warnings()).toMatchObject([{ event: 'crl-refresh-failed', reason: 'crl-older', crls: 2 }]);
+  });
+
+  it('re-reads a crlFile of several CRLs per issuer when no URL is set', async () => {
+    const run = await harness([], { initial: crlTwo, caCertificates: cas() });
+    writeFileSync(run.crlFile, crlFileBytes([verified(crlOne), verified(crlOfB, cas())]));
+    // A's CRL number 1 is older than the one in force: refused; B's is new: added.
+    const attempt = await run.refresher.refresh('sighup');
+    expect(attempt).toMatchObject({ result: 'updated', source: run.crlFile, updatedIssuers: ['CN=Second CA'] });
+    expect(attempt.failures).toMatchObject([{ reason: 'crl-older' }]);
+    expect(run.refresher.current().map((crl) => [crl.issuer, crl.crlNumber])).toEqual([
+      ['CN=Test CA', 2n],
+      ['CN=Second CA', 2n],
+    ]);
+  });
+
+  it("drops the CRL of a CA removed on reload, and keeps the others'", async () => {
+    const run = await harness([], { initial: [crlTwo, crlOfB], caCertificates: cas() });
+    run.refresher.reconfigure({ urls: [], crlFile: run.crlFile, policy: 'require', caCertificates: [caCertificate] }, []);
+    expect(run.refresher.current().map((crl) => crl.issuer)).toEqual(['CN=Test CA']);
+  });
+
+  it('logs which CA has no current CRL, and whose knocks that refuses', async () => {
+    const run = await harness([], { initial: crlTwo, caCertificates: cas() });
+    await run.refresher.refresh('schedule');
+    const states = run.logs.filter((line) => line.event === 'crl-state');
+    expect(states).toHaveLength(1);
+    expect(states[0]).toMatchObject({ level: 'error', state: 'missing', issuers: 'CN=Test CA: fresh; CN=Second CA: missing', crlNumber: '2' });
+    expect(String(states[0]?.consequence)).toBe('KNOCKS OF CLIENTS OF CN=Second CA ARE REFUSED until a current CRL arrives (crlPolicy = require)');
   });
 });

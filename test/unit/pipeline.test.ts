@@ -173,4 +173,15 @@ describe('the replay decision', () => {
     expect(decideReplay(examination, state.replay, now + 7001)).toMatchObject({ accepted: false, reason: 'timestamp-window' });
     expect(decideReplay(examination, state.replay, now)).toMatchObject({ accepted: true });
   });
+
+  it('holds each client certificate to its replay quota while other clients still pass, until its entries expire', () => {
+    const state = { ...freshState(), replay: new ReplayCache(1000, { entriesPerClient: 2 }) };
+    expect(verifyKnock(captured(knockFrom('alice')), now, state)).toMatchObject({ accepted: true });
+    expect(verifyKnock(captured(knockFrom('alice')), now, state)).toMatchObject({ accepted: true });
+    expect(verifyKnock(captured(knockFrom('alice')), now, state)).toMatchObject({ accepted: false, reason: 'replay-quota', client: { subject: expect.stringContaining('alice') } });
+    expect(verifyKnock(captured(knockFrom('bob', { ports: ['tcp/8080'] })), now, state)).toMatchObject({ accepted: true });
+    // Once alice's knocks leave the window their entries no longer count.
+    const later = now + settings.timestampWindowMs + 1;
+    expect(verifyKnock(captured(knockFrom('alice', { at: later })), later, state)).toMatchObject({ accepted: true });
+  });
 });

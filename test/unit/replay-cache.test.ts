@@ -1,10 +1,11 @@
-import { mkdtempSync, readFileSync, rmSync, appendFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { ReplayCache, ReplayJournal } from '../../server/replay-cache.js';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ReplayCache, ReplayJournal, type ReplayRecord } from '../../server/replay-cache.js';
 
 const key = (text: string) => Buffer.from(text);
+const id = (text: string) => key(text).toString('base64');
 
 describe('replay cache', () => {
   it('remembers a key until its expiry, then forgets it', () => {
@@ -24,30 +25,105 @@ describe('replay cache', () => {
     expect(cache.size).toBe(1);
   });
 
+  it('holds each client to its quota of live entries; expiry frees it', () => {
+    const cache = new ReplayCache(100, { entriesPerClient: 2 });
+    cache.add(key('a1'), 1_000, { owner: 'alice', nowMs: 0 });
+    expect(cache.isOverQuota('alice', 0)).toBe(false);
+    cache.add(key('a2'), 2_000, { owner: 'alice', nowMs: 0 });
+    expect(cache.isOverQuota('alice', 0)).toBe(true);
+    expect(cache.isOverQuota('bob', 0)).toBe(false);
+    // Entries without an owner (an advisory copy) count against nobody.
+    cache.add(key('x'), 2_000);
+    expect(cache.isOverQuota('bob', 0)).toBe(false);
+    expect(cache.isOverQuota('alice', 1_000)).toBe(false);
+    cache.add(key('a3'), 3_000, { owner: 'alice', nowMs: 1_000 });
+    expect(cache.isOverQuota('alice', 1_000)).toBe(true);
+    expect(cache.isOverQuota('alice', 2_000)).toBe(false);
+  });
+
   describe('journal', () => {
     let dir: string;
+    let file: string;
+    beforeEach(() => {
+      dir = mkdtempSync(path.join(tmpdir(), 'sknock-replay-'));
+      file = path.join(dir, 'replay.journal');
+    });
     afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-    it('survives a restart: what was accepted before is still refused after', () => {
-      dir = mkdtempSync(path.join(tmpdir(), 'sknock-replay-'));
-      const file = path.join(dir, 'replay.journal');
-      const first = new ReplayCache(10, new ReplayJournal(file));
-      first.add(key('knock-1'), 5_000);
-      first.add(key('knock-2'), 1_000);
+    /** What a restart would see: the two files read back. */
+    const restarted = (options: { entriesPerClient?: number } = {}, nowMs = 0): ReplayCache => {
+      const cache = new ReplayCache(1_000, options);
+      cache.restore(new ReplayJournal(file).read(), nowMs);
+      return cache;
+    };
+
+    it('survives a restart: what was accepted before is still refused after, quota included', () => {
+      const journal = new ReplayJournal(file);
+      const first = new ReplayCache(10, { journal });
+      first.add(key('knock-1'), 5_000, { owner: 'alice', nowMs: 0 });
+      first.add(key('knock-2'), 1_000, { owner: 'alice', nowMs: 0 });
+      journal.close();
       // A torn line from a crash mid-write is ignored.
       appendFileSync(file, '12345 tor');
 
-      const journal = new ReplayJournal(file);
-      const second = new ReplayCache(10, journal);
-      second.restore(journal.read(), 2_000);
+      const second = restarted({ entriesPerClient: 1 }, 2_000);
       expect(second.has(key('knock-1'), 2_000)).toBe(true);
       expect(second.has(key('knock-2'), 2_000)).toBe(false);
+      expect(second.isOverQuota('alice', 2_000)).toBe(true);
+    });
 
-      journal.compact(second.entries());
-      expect(readFileSync(file, 'utf8')).toBe(`5000 ${key('knock-1').toString('base64')}\n`);
-      second.add(key('knock-3'), 9_000);
+    it('compacts at start to the live entries and keeps appending after', () => {
+      writeFileSync(file, `5000 ${id('live')} alice\n1000 ${id('dead')} alice\n`);
+      // A line of the journal format before owners were recorded.
+      writeFileSync(`${file}.alt`, `6000 ${id('old')}\n`);
+      const journal = new ReplayJournal(file);
+      const cache = new ReplayCache(10, { journal });
+      cache.restore(journal.read(), 2_000);
+      cache.compactJournal(2_000);
+      cache.add(key('new'), 9_000, { owner: 'bob', nowMs: 2_000 });
       journal.close();
-      expect(new ReplayJournal(file).read()).toHaveLength(2);
+      const records = new ReplayJournal(file).read();
+      expect(records).toHaveLength(3);
+      expect(records).toEqual(expect.arrayContaining([[id('live'), 5_000, 'alice'], [id('old'), 6_000], [id('new'), 9_000, 'bob']]));
+    });
+
+    it('compacts while running once dead records outnumber live ones twice, keeping every live entry', () => {
+      const journal = new ReplayJournal(file);
+      const cache = new ReplayCache(1_000, { journal, minDeadRecordsToCompact: 50 });
+      cache.compactJournal(0);
+      const live: string[] = [];
+      let largest = 0;
+      let smallestAfterGrowth = Infinity;
+      // Each step: 10 knocks that live 1 s; time moves on 1 s per step, so all but the last 10 die.
+      for (let step = 0; step < 40; step += 1) {
+        const nowMs = step * 1_000;
+        for (let index = 0; index < 10; index += 1) {
+          const name = `knock-${step}-${index}`;
+          cache.add(key(name), nowMs + 1_000, { owner: 'alice', nowMs });
+          live.push(name);
+        }
+        const bytes = statSync(file).size + statSync(`${file}.alt`).size;
+        if (bytes > largest) largest = bytes;
+        else smallestAfterGrowth = Math.min(smallestAfterGrowth, bytes);
+        // Crash-safe at every step: what a restart reads holds every live entry.
+        const afterRestart = restarted({}, nowMs);
+        for (const name of live.slice(-10)) expect(afterRestart.has(key(name), nowMs)).toBe(true);
+      }
+      journal.close();
+      // Without compaction 400 records (~25 KB); with it the files stay at a few times the minimum.
+      expect(largest).toBeLessThan(100 * 60);
+      expect(smallestAfterGrowth).toBeLessThan(largest);
+      const records = new ReplayJournal(file).read();
+      expect(records.length).toBeLessThan(400);
+      expect(records.map(([name]) => name)).toEqual(expect.arrayContaining(live.slice(-10).map(id)));
+    });
+
+    it('reads the union of both files, so a crash between the switch and the truncation loses nothing', () => {
+      const both: ReplayRecord[] = [[id('a'), 5_000, 'alice'], [id('b'), 6_000, 'bob']];
+      writeFileSync(file, `5000 ${id('a')} alice\n`);
+      writeFileSync(`${file}.alt`, `5000 ${id('a')} alice\n6000 ${id('b')} bob\n`);
+      const cache = restarted({}, 0);
+      expect([...cache.records()]).toEqual(both);
     });
   });
 });
