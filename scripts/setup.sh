@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# g++, make and python3 build cap (node-gyp); python3 also sends the benchmark floods.
+# g++, make and python3 build cap and native/ (node-gyp); python3 also sends the benchmark floods.
 debian_packages=(libpcap-dev nftables iptables ipset iproute2 openssl procps g++ make python3)
 missing=()
 for package in "${debian_packages[@]}"; do
@@ -27,6 +27,12 @@ if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules
       || ! -f node_modules/cap/build/Release/cap.node ]]; then
   echo "setup: npm ci"
   npm ci --no-audit --no-fund
+fi
+
+# The native P-256 path (native/): npm ci builds it; rebuilt here if it went missing.
+if [[ ! -f native/build/Release/sknock_p256.node ]]; then
+  echo "setup: building the native P-256 addon"
+  npm run --silent build:native >/dev/null
 fi
 
 # The build (tsc) is fast; running it every time keeps dist/ true to the sources.

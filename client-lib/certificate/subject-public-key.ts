@@ -1,12 +1,12 @@
 /**
- * A certificate's SubjectPublicKeyInfo as a node:crypto KeyObject. Clients'
- * P-256 keys are imported through JWK (≈ 135 µs) rather than SPKI DER
- * (≈ 314 µs: OpenSSL 3 tries its decoders in turn); OpenSSL checks the point
- * lies on the curve either way. Other keys (anchors, refused clients) take
- * the DER path. Total: malformed input gives undefined.
+ * A certificate's SubjectPublicKeyInfo: P-256 keys as a P256Key (checked on
+ * the curve; verified natively when the native path is built), every other
+ * key as a node:crypto KeyObject imported from the SPKI DER (anchors, refused
+ * clients). Total: malformed input gives undefined.
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { contentOf, derTag, encodingOf, objectIdentifierText, readChildrenOf, type DerElement } from './der.js';
+import { P256Key } from './p256-key.js';
 
 export const publicKeyOid = {
   ecPublicKey: '1.2.840.10045.2.1',
@@ -14,22 +14,12 @@ export const publicKeyOid = {
 } as const;
 
 export interface SubjectPublicKey {
+  /** node:crypto's form; for P-256 keys made on first use. */
   readonly key: KeyObject;
+  /** Present for P-256 keys. */
+  readonly p256: P256Key | undefined;
   /** The algorithm OID, and the curve OID when the parameters name one. */
   readonly algorithm: { readonly algorithm: string; readonly curve: string | undefined };
-}
-
-/** 0 unused bits, 0x04 (uncompressed), then x and y of 32 octets each (SEC 1 §2.3.3). */
-const uncompressedP256Length = 1 + 1 + 2 * 32;
-
-function importKey(bytes: Buffer, spki: DerElement, algorithm: SubjectPublicKey['algorithm'], point: Buffer): KeyObject {
-  const isP256 = algorithm.algorithm === publicKeyOid.ecPublicKey && algorithm.curve === publicKeyOid.prime256v1;
-  if (isP256 && point.length === uncompressedP256Length && point[1] === 0x04) {
-    const x = point.subarray(2, 34).toString('base64url');
-    const y = point.subarray(34).toString('base64url');
-    return createPublicKey({ key: { kty: 'EC', crv: 'P-256', x, y }, format: 'jwk' });
-  }
-  return createPublicKey({ key: encodingOf(bytes, spki), format: 'der', type: 'spki' });
 }
 
 /** SubjectPublicKeyInfo ::= SEQUENCE { algorithm AlgorithmIdentifier, subjectPublicKey BIT STRING }. */
@@ -47,8 +37,19 @@ export function decodeSubjectPublicKey(bytes: Buffer, spki: DerElement): Subject
   const bits = contentOf(bytes, fields[1]!);
   // Every key type here is whole octets; OpenSSL would let unused bits through.
   if (bits[0] !== 0) return undefined;
+  const spkiDer = encodingOf(bytes, spki);
+  if (algorithm.algorithm === publicKeyOid.ecPublicKey && algorithm.curve === publicKeyOid.prime256v1) {
+    const p256 = P256Key.decode(bits.subarray(1), spkiDer);
+    return p256 && {
+      get key() {
+        return p256.nodeKey;
+      },
+      p256,
+      algorithm,
+    };
+  }
   try {
-    return { key: importKey(bytes, spki, algorithm, bits), algorithm };
+    return { key: createPublicKey({ key: spkiDer, format: 'der', type: 'spki' }), p256: undefined, algorithm };
   } catch {
     // OpenSSL refused the key: off the curve, unknown algorithm, bad encoding.
     return undefined;

@@ -23,6 +23,7 @@ import {
   type DerElement,
 } from './der.js';
 import { nameText } from './names.js';
+import { P256Key } from './p256-key.js';
 import { decodeSubjectPublicKey, publicKeyOid } from './subject-public-key.js';
 
 /** keyUsage bits in order (RFC 5280 §4.2.1.3). */
@@ -98,7 +99,10 @@ export interface ParsedCertificate extends SignedBytes {
   readonly serial: bigint;
   readonly notBeforeMs: number;
   readonly notAfterMs: number;
+  /** node:crypto's form; for P-256 keys imported on first use (≈ 135 µs), so the packet path uses p256Key. */
   readonly publicKey: KeyObject;
+  /** Present for P-256 keys: what knock and certificate signatures are checked with. */
+  readonly p256Key: P256Key | undefined;
   /** From the SubjectPublicKeyInfo; the curve when the parameters name one. */
   readonly publicKeyAlgorithm: { readonly algorithm: string; readonly curve: string | undefined };
   readonly basicConstraints: { readonly ca: boolean; readonly pathLength: number | undefined } | undefined;
@@ -371,7 +375,10 @@ function decodeCertificate(der: Buffer): ParsedCertificate {
     serial: required(integerValue(contentOf(der, serialElement)), 'serial number'),
     notBeforeMs: decodeTime(der, validity[0], 'notBefore'),
     notAfterMs: decodeTime(der, validity[1], 'notAfter'),
-    publicKey: subjectPublicKey.key,
+    get publicKey() {
+      return subjectPublicKey.key;
+    },
+    p256Key: subjectPublicKey.p256,
     publicKeyAlgorithm: subjectPublicKey.algorithm,
     basicConstraints: extension(oid.basicConstraints, decodeBasicConstraints),
     keyUsage: extension(oid.keyUsage, decodeKeyUsage),
@@ -407,12 +414,19 @@ export function isIssuedBy(certificate: ParsedCertificate, issuer: ParsedCertifi
 
 /** RSASSA-PSS takes its hash, MGF and salt length from parameters: node's X509Certificate (OpenSSL) reads them. */
 const rsassaPss = '1.2.840.113549.1.1.10';
+const ecdsaWithSha256 = '1.2.840.10045.4.3.2';
 
 /**
  * The issuer's key signed the certificate. Algorithms outside
  * signatureAlgorithms (SHA-1, MD5, DSA, unknown) are refused, as for CRLs.
+ * A P-256 issuer's ECDSA-SHA256 signature, the common case on the packet
+ * path, is checked through its P256Key.
  */
-export function isSignedBy(certificate: ParsedCertificate, issuerKey: KeyObject): boolean {
+export function isSignedBy(certificate: ParsedCertificate, issuerKey: KeyObject | P256Key): boolean {
+  if (issuerKey instanceof P256Key) {
+    if (certificate.signatureAlgorithm === ecdsaWithSha256) return issuerKey.verifySha256(certificate.tbs, certificate.signature);
+    return isSignedBy(certificate, issuerKey.nodeKey);
+  }
   if (certificate.signatureAlgorithm !== rsassaPss) return verifySignedBytes(certificate, issuerKey) === 'valid';
   try {
     return new X509Certificate(certificate.der).verify(issuerKey);

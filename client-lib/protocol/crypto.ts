@@ -6,16 +6,18 @@
  */
 import {
   X509Certificate,
+  createDecipheriv,
   createECDH,
   createHash,
   createHmac,
   hkdfSync,
   sign,
   verify,
-  type ECDH,
   type KeyObject,
 } from 'node:crypto';
+import { P256Key } from '../certificate/p256-key.js';
 import { SknockError } from '../errors.js';
+import { p256Engine } from '../native-p256.js';
 import type { PortRequest } from './ports.js';
 
 /** Uncompressed SEC1 P-256 point: 0x04 || X || Y. */
@@ -72,10 +74,13 @@ function publicPointOf(key: KeyObject): Buffer {
 
 const V2_MAC1_LABEL = Buffer.from('sKnock v2 mac1', 'ascii');
 
+/** The 32-byte ECDH x-coordinate shared with the sender of a SEC 1 point, or undefined when it is not on P-256. */
+export type SecretAgreement = (point: Buffer) => Buffer | undefined;
+
 /** What opening a knock needs, prepared once per server so that no packet parses a key. */
 export interface ServerContext {
-  /** ECDH with the server's private key set: computeSecret(rawPoint) is the fastest P-256 path. */
-  readonly ecdh: ECDH;
+  /** ECDH with the server's private key, set up once. */
+  readonly agree: SecretAgreement;
   /** SHA-256 of the server certificate's DER: v2's HKDF salt and server binding. */
   readonly certificateHash: Buffer;
   /** v2 mac1 key = SHA-256("sKnock v2 mac1" || certificateHash). */
@@ -112,21 +117,36 @@ export function createServerContext(serverPrivateKey: KeyObject, serverCertifica
       `the server key does not belong to the server certificate ${certificate.subject.replace(/\n/g, ', ')}`,
     );
   }
-  const ecdh = createECDH('prime256v1');
-  ecdh.setPrivateKey(rawPrivateScalar(serverPrivateKey));
   const certificateHash = sha256(serverCertificateDer);
-  return { ecdh, certificateHash, mac1Key: v2Mac1Key(certificateHash) };
+  return { agree: secretAgreement(rawPrivateScalar(serverPrivateKey)), certificateHash, mac1Key: v2Mac1Key(certificateHash) };
+}
+
+/**
+ * The native path when it is built; else node's ECDH, whose computeSecret
+ * also re-checks the server's own key pair on every call (twice the work).
+ */
+function secretAgreement(privateScalar: Buffer): SecretAgreement {
+  const native = p256Engine.native;
+  if (native) {
+    const agreement = native.createAgreement(privateScalar);
+    return (point) => native.derive(agreement, point) ?? undefined;
+  }
+  const ecdh = createECDH('prime256v1');
+  ecdh.setPrivateKey(privateScalar);
+  return (point) => {
+    try {
+      // OpenSSL rejects points that are not on the curve; P-256 has cofactor 1, so no small subgroups.
+      return ecdh.computeSecret(point);
+    } catch {
+      return undefined;
+    }
+  };
 }
 
 /** The 32-byte x-coordinate shared with the sender of `ephemeralPoint`, or undefined for an invalid point. */
 export function serverSharedSecret(context: ServerContext, ephemeralPoint: Buffer): Buffer | undefined {
   if (ephemeralPoint.length !== P256_POINT_LENGTH || ephemeralPoint[0] !== P256_POINT_PREFIX) return undefined;
-  try {
-    // OpenSSL rejects points that are not on the curve; P-256 has cofactor 1, so no small subgroups.
-    return context.ecdh.computeSecret(ephemeralPoint);
-  } catch {
-    return undefined;
-  }
+  return context.agree(ephemeralPoint);
 }
 
 // ---------------------------------------------------------------------------
@@ -199,6 +219,8 @@ export interface CipherKeys {
 }
 
 function hkdf(ikm: Buffer, salt: Buffer, info: Buffer | string, length: number): Buffer {
+  const native = p256Engine.native;
+  if (native) return native.hkdfSha256(ikm, salt, typeof info === 'string' ? Buffer.from(info, 'ascii') : info, length);
   return Buffer.from(hkdfSync('sha256', ikm, salt, info, length));
 }
 
@@ -217,7 +239,22 @@ export function v2CipherKeys(sharedSecret: Buffer, certificateHash: Buffer, ephe
 
 /** v2 mac1: the first 16 bytes of HMAC-SHA256(mac1Key, data). */
 export function v2Mac1(mac1Key: Buffer, data: Uint8Array): Buffer {
-  return createHmac('sha256', mac1Key).update(data).digest().subarray(0, 16);
+  const mac = p256Engine.native?.hmacSha256(mac1Key, data) ?? createHmac('sha256', mac1Key).update(data).digest();
+  return mac.subarray(0, 16);
+}
+
+/** AES-256-GCM with a 96-bit IV and 128-bit tag: the plaintext, or undefined when the tag does not match. */
+export function openAes256Gcm(keys: CipherKeys, aad: Buffer, ciphertext: Buffer, tag: Buffer): Buffer | undefined {
+  const native = p256Engine.native;
+  if (native) return native.aes256GcmOpen(keys.key, keys.iv, aad, ciphertext, tag) ?? undefined;
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', keys.key, keys.iv, { authTagLength: tag.length });
+    decipher.setAAD(aad);
+    decipher.setAuthTag(tag);
+    return Buffer.concat([decipher.update(ciphertext), decipher.final()]);
+  } catch {
+    return undefined;
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -276,7 +313,8 @@ export interface OpenedKnock extends SignedKnock {
 }
 
 /** ECDSA-SHA256 verification with the client certificate's key; false for any failure, never throws. */
-export function verifyKnockSignature(opened: SignedKnock, publicKey: KeyObject): boolean {
+export function verifyKnockSignature(opened: SignedKnock, publicKey: KeyObject | P256Key): boolean {
+  if (publicKey instanceof P256Key) return publicKey.verifySha256(opened.signedMessage, opened.signature);
   try {
     return verify('sha256', opened.signedMessage, publicKey, opened.signature);
   } catch {

@@ -7,7 +7,7 @@
  * cache, a binding to one server, up to 32 ports, NAT mode, and a cheap
  * mac1 pre-check so that junk costs an HMAC, not an ECDH.
  */
-import { createCipheriv, createDecipheriv, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { createCipheriv, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { isValidPort, samePort, type PortRequest, type TransportProtocol } from './ports.js';
 import { accept, reject, type Decoded } from './result.js';
 import {
@@ -22,6 +22,7 @@ import {
   knockTargetOf,
   knockTooLarge,
   requireCertificateDer,
+  openAes256Gcm,
   requireClientAddress,
   requireTimestampMs,
   serverSharedSecret,
@@ -133,17 +134,10 @@ export function openV2Knock(packet: Buffer, context: ServerContext): V2Decoded {
   const ephemeralPoint = packet.subarray(4, V2_HEADER_LENGTH);
   const sharedSecret = serverSharedSecret(context, ephemeralPoint);
   if (sharedSecret === undefined) return reject('bad-ephemeral-key');
-  const { key, iv } = v2CipherKeys(sharedSecret, context.certificateHash, ephemeralPoint);
+  const keys = v2CipherKeys(sharedSecret, context.certificateHash, ephemeralPoint);
   const tagStart = mac1Start - V2_TAG_LENGTH;
-  let plaintext: Buffer;
-  try {
-    const decipher = createDecipheriv('aes-256-gcm', key, iv, { authTagLength: V2_TAG_LENGTH });
-    decipher.setAAD(header);
-    decipher.setAuthTag(packet.subarray(tagStart, mac1Start));
-    plaintext = Buffer.concat([decipher.update(packet.subarray(V2_HEADER_LENGTH, tagStart)), decipher.final()]);
-  } catch {
-    return reject('decrypt-failed');
-  }
+  const plaintext = openAes256Gcm(keys, header, packet.subarray(V2_HEADER_LENGTH, tagStart), packet.subarray(tagStart, mac1Start));
+  if (plaintext === undefined) return reject('decrypt-failed');
   return parseV2Plaintext(plaintext, Buffer.from(header));
 }
 

@@ -37,7 +37,7 @@ export function findIssuers<Link extends { readonly issuer: ParsedCertificate }>
   links: readonly Link[],
 ): { named: Link[]; signing: Link[] } {
   const named = links.filter((link) => isIssuedBy(certificate, link.issuer));
-  return { named, signing: named.filter((link) => isSignedBy(certificate, link.issuer.publicKey)) };
+  return { named, signing: named.filter((link) => isSignedBy(certificate, link.issuer.p256Key ?? link.issuer.publicKey)) };
 }
 
 /**

@@ -19,6 +19,7 @@ import { SknockError } from '../../client-lib/errors.js';
 import type { PortRequest } from '../../client-lib/protocol/ports.js';
 import { accept, reject, type Decoded } from '../../client-lib/protocol/result.js';
 import { readAuthorization } from '../../client-lib/certificate/authorization.js';
+import type { P256Key } from '../../client-lib/certificate/p256-key.js';
 import {
   findIssuers,
   linkIntermediate,
@@ -62,7 +63,8 @@ export interface ClientIdentity {
   readonly issuer: string;
   /** The serial's integer value in hex (`-` first if an old PKI made it negative). */
   readonly serialHex: string;
-  readonly publicKey: KeyObject;
+  /** The certificate's P-256 key: what the knock's signature is checked with. */
+  readonly signingKey: P256Key;
   readonly permittedPorts: readonly PortRequest[];
   readonly certificateSha256: string;
   readonly notBeforeMs: number;
@@ -172,8 +174,8 @@ function issuerLinks(state: TrustState, intermediateDer: Buffer | undefined): De
 }
 
 /** The client profile of the original sKnock: a P-256 end-entity key for signing, for client authentication. */
-function profileProblem(client: ParsedCertificate): Decoded<undefined, TrustReason> {
-  if (!isP256(client)) return reject('not-p256', `client key is ${keyDescription(client.publicKey)}; knocks are signed with P-256`);
+function profileProblem(client: ParsedCertificate): Decoded<P256Key, TrustReason> {
+  if (!isP256(client) || !client.p256Key) return reject('not-p256', `client key is ${keyDescription(client.publicKey)}; knocks are signed with P-256`);
   // A CA's key must not double as a knocking client.
   if (client.basicConstraints?.ca === true) return reject('ca-certificate', `${client.subject} is a CA certificate (basicConstraints CA:TRUE)`);
   if (!client.keyUsage?.has('digitalSignature')) {
@@ -187,7 +189,7 @@ function profileProblem(client: ParsedCertificate): Decoded<undefined, TrustReas
   if (client.unsupportedCriticalExtensions.length > 0) {
     return reject('certificate-malformed', `unsupported critical extensions ${client.unsupportedCriticalExtensions.join(', ')}`);
   }
-  return accept(undefined);
+  return accept(client.p256Key);
 }
 
 interface RevocationLookup {
@@ -294,7 +296,7 @@ function verifyChain(
       subject: client.subject,
       issuer: client.issuer,
       serialHex: serialHex(client.serial),
-      publicKey: client.publicKey,
+      signingKey: profile.value,
       permittedPorts: Object.freeze(permittedPorts.value),
       certificateSha256: client.sha256,
       notBeforeMs: client.notBeforeMs,

@@ -5,7 +5,7 @@
  * verified-certificate cache), and an advisory replay view. The replay
  * decision itself is never made here: see decideReplay in pipeline.ts.
  */
-import type { ECDH, KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { createServerContext, type ServerContext } from '../../client-lib/protocol/index.js';
 import { ReplayCache } from '../replay-cache.js';
 import { createTrustState, type TrustOptions, type TrustState } from '../trust/index.js';
@@ -40,18 +40,17 @@ export const DEFAULT_ADVISORY_REPLAY_CAPACITY = 50_000;
 function withEcdhCache(context: ServerContext, capacity: number): ServerContext {
   if (capacity === 0) return context;
   const secrets = new BoundedCache<Buffer>(capacity);
-  const cached = Object.create(context.ecdh) as ECDH;
-  cached.computeSecret = ((point: Buffer) => {
+  const agree = (point: Buffer): Buffer | undefined => {
     const key = point.toString('latin1');
     let secret = secrets.get(key);
     if (secret === undefined) {
-      // Throws for a point off the curve, as the uncached call does; only good points are remembered.
-      secret = context.ecdh.computeSecret(point);
-      secrets.set(key, secret);
+      secret = context.agree(point);
+      // Only good points are remembered: a bad one costs a curve check each time, as uncached.
+      if (secret !== undefined) secrets.set(key, secret);
     }
     return secret;
-  }) as ECDH['computeSecret'];
-  return { ...context, ecdh: cached };
+  };
+  return { ...context, agree };
 }
 
 /** A replay view that never remembers: for a verifier told not to keep one. */

@@ -168,7 +168,7 @@ export function examineKnock(knock: CapturedKnock, nowMs: number, state: Examine
   const identity = trust.value;
   const known = { ...seen, client: { subject: identity.subject, serialHex: identity.serialHex } };
 
-  if (!verifyKnockSignature(opened, identity.publicKey)) return refused('bad-signature', undefined, known);
+  if (!verifyKnockSignature(opened, identity.signingKey)) return refused('bad-signature', undefined, known);
 
   if (opened.clientAddress === null) {
     // NAT mode binds the knock to no address: only where the administrator allows it.

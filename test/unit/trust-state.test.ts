@@ -79,7 +79,7 @@ describe('checkClientCertificate with the certificate zoo', () => {
     expect(identity.notBeforeMs).toBe(client.certificate.notBefore.getTime());
     expect(identity.notAfterMs).toBe(client.certificate.notAfter.getTime());
     const signed = Buffer.from('request || certificate');
-    expect(verify('sha256', signed, identity.publicKey, sign('sha256', signed, client.keys.privateKey))).toBe(true);
+    expect(verify('sha256', signed, identity.signingKey.nodeKey, sign('sha256', signed, client.keys.privateKey))).toBe(true);
     expect(Object.isFrozen(identity)).toBe(true);
   });
 

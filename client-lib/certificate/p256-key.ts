@@ -1,0 +1,57 @@
+/**
+ * A P-256 public key as the packet path uses it: the SEC 1 point, checked on
+ * the curve once, and ECDSA-SHA256 verification through the native path when
+ * it is built. node:crypto's KeyObject (≈ 135 µs to import) is made only when
+ * something asks for it — always at once when there is no native path, so
+ * that a point off the curve is refused at parse time either way.
+ */
+import { createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { p256Engine } from '../native-p256.js';
+
+export class P256Key {
+  private keyObject: KeyObject | undefined;
+
+  private constructor(
+    /** SEC 1: 65 bytes uncompressed or 33 compressed. */
+    readonly point: Buffer,
+    private readonly spkiDer: Buffer,
+  ) {}
+
+  /** The key at `point` (whose SubjectPublicKeyInfo is `spkiDer`), or undefined when it is not on P-256. */
+  static decode(point: Buffer, spkiDer: Buffer): P256Key | undefined {
+    const key = new P256Key(point, spkiDer);
+    const native = p256Engine.native;
+    if (native) return native.isPoint(point) ? key : undefined;
+    try {
+      key.keyObject = key.importKeyObject();
+      return key;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** node:crypto's form, for anything outside the packet path. */
+  get nodeKey(): KeyObject {
+    this.keyObject ??= this.importKeyObject();
+    return this.keyObject;
+  }
+
+  /** ECDSA-SHA256 (DER signature) over message; false for any failure, never throws. */
+  verifySha256(message: Uint8Array, signature: Uint8Array): boolean {
+    const native = p256Engine.native;
+    if (native) return native.verify(this.point, message, signature);
+    try {
+      return verify('sha256', message, this.nodeKey, signature);
+    } catch {
+      return false;
+    }
+  }
+
+  /** JWK for uncompressed points: OpenSSL 3's SPKI decoders cost ≈ 314 µs against ≈ 135 µs. */
+  private importKeyObject(): KeyObject {
+    if (this.point.length !== 65) return createPublicKey({ key: this.spkiDer, format: 'der', type: 'spki' });
+    const x = this.point.subarray(1, 33).toString('base64url');
+    const y = this.point.subarray(33).toString('base64url');
+    return createPublicKey({ key: { kty: 'EC', crv: 'P-256', x, y }, format: 'jwk' });
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * The optional native path for the server's per-packet cryptography
+ * (native/sknock_p256.c): P-256 ECDH and ECDSA-SHA256 verification, HMAC,
+ * HKDF and AES-256-GCM through the OpenSSL inside node — the library
+ * node:crypto uses — without the per-call costs of node's wrappers
+ * (ECDH.computeSecret re-checks the server key pair each call; a KeyObject
+ * import costs more than the verification it serves; hkdfSync builds key
+ * objects). Built by `npm ci` / scripts/setup.sh; when it
+ * is missing, or SKNOCK_NATIVE_P256=off, everything runs on node:crypto.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+
+export interface NativeP256 {
+  /** The bytes are a SEC 1 point (65 uncompressed or 33 compressed) on P-256. */
+  isPoint(point: Uint8Array): boolean;
+  /** An opaque server key; throws for a scalar outside 1..n−1. */
+  createAgreement(privateScalar: Uint8Array): object;
+  /** The 32-byte shared x-coordinate, or null when `point` is not on P-256. */
+  derive(agreement: object, point: Uint8Array): Buffer | null;
+  /** ECDSA-SHA256 over message by the key at `point`; false for anything wrong, never throws for bad bytes. */
+  verify(point: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
+  hmacSha256(key: Uint8Array, data: Uint8Array): Buffer;
+  /** RFC 5869; length 1..8160. */
+  hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Buffer;
+  /** The plaintext, or null when the tag does not match; throws for a key, IV or tag of the wrong size. */
+  aes256GcmOpen(key: Uint8Array, iv: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array, tag: Uint8Array): Buffer | null;
+  opensslVersion(): string;
+}
+
+export interface P256Engine {
+  readonly native: NativeP256 | undefined;
+  /** For logs and benchmarks: which path runs, and why when it is not the native one. */
+  readonly description: string;
+}
+
+// From client-lib/ (sources under vitest) or dist/client-lib/ (the build).
+const addonCandidates = ['../native/build/Release/sknock_p256.node', '../../native/build/Release/sknock_p256.node'];
+
+function loadEngine(): P256Engine {
+  if (process.env['SKNOCK_NATIVE_P256'] === 'off') return { native: undefined, description: 'node:crypto (SKNOCK_NATIVE_P256=off)' };
+  const found = addonCandidates.map((candidate) => new URL(candidate, import.meta.url)).find((url) => existsSync(url));
+  if (found === undefined) return { native: undefined, description: 'node:crypto (native/ addon not built: npm run build:native)' };
+  try {
+    const native = createRequire(import.meta.url)(found.pathname) as NativeP256;
+    return { native, description: `native P-256 on node's ${native.opensslVersion()}` };
+  } catch (error) {
+    return { native: undefined, description: `node:crypto (native addon failed to load: ${error instanceof Error ? error.message : String(error)})` };
+  }
+}
+
+/** Loaded once per thread (each worker loads its own instance). */
+export const p256Engine: P256Engine = loadEngine();

@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "sknock_p256",
+      "sources": ["sknock_p256.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Werror"],
+      "defines": ["OPENSSL_SUPPRESS_DEPRECATED", "NAPI_VERSION=8"]
+    }
+  ]
+}

@@ -1,0 +1,216 @@
+/**
+ * The native P-256 path against node:crypto, the reference it replaces on the
+ * packet path: the same secrets, the same signature decisions (including
+ * damaged and non-canonical DER), the same points refused. It must be built:
+ * a missing addon fails here rather than silently testing the fallback only.
+ */
+import { createCipheriv, createECDH, createHmac, createPublicKey, generateKeyPairSync, hkdfSync, randomBytes, sign, verify } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
+import fc from 'fast-check';
+import { describe, expect, it, vi } from 'vitest';
+import { p256Engine, type NativeP256 } from '../../client-lib/native-p256.js';
+
+const SEED = 0x9256;
+const ORDER = Buffer.from('ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551', 'hex');
+const FIELD_PRIME = Buffer.from('ffffffff00000001000000000000000000000000ffffffffffffffffffffffff', 'hex');
+
+function nativeP256(): NativeP256 {
+  expect(p256Engine.description).toMatch(/^native P-256 on node's OpenSSL 3/);
+  return p256Engine.native!;
+}
+
+function pointOf(publicKey: ReturnType<typeof generateKeyPairSync>['publicKey']): Buffer {
+  const { x, y } = publicKey.export({ format: 'jwk' });
+  return Buffer.concat([Buffer.of(4), Buffer.from(x!, 'base64url'), Buffer.from(y!, 'base64url')]);
+}
+
+function nodeAcceptsPoint(point: Buffer): boolean {
+  const spkiPrefix = Buffer.from(point.length === 65 ? '3059301306072a8648ce3d020106082a8648ce3d030107034200' : '3039301306072a8648ce3d020106082a8648ce3d030107032200', 'hex');
+  try {
+    createPublicKey({ key: Buffer.concat([spkiPrefix, point]), format: 'der', type: 'spki' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function nodeSecret(ecdh: ReturnType<typeof createECDH>, point: Buffer): Buffer | null {
+  try {
+    return ecdh.computeSecret(point);
+  } catch {
+    return null;
+  }
+}
+
+describe('native P-256 agrees with node:crypto', () => {
+  const native = nativeP256();
+  const server = createECDH('prime256v1');
+  server.generateKeys();
+  const agreement = native.createAgreement(server.getPrivateKey());
+
+  it('derives the same secret as ECDH.computeSecret, for uncompressed and compressed points', () => {
+    for (let index = 0; index < 64; index += 1) {
+      const peer = createECDH('prime256v1');
+      peer.generateKeys();
+      const expected = server.computeSecret(peer.getPublicKey());
+      expect(native.derive(agreement, peer.getPublicKey())).toEqual(expected);
+      expect(native.derive(agreement, peer.getPublicKey(undefined, 'compressed'))).toEqual(expected);
+    }
+  });
+
+  it('refuses what node refuses: off the curve, wrong prefix or length, coordinates ≥ p, the point at infinity', () => {
+    const good = createECDH('prime256v1');
+    good.generateKeys();
+    const point = good.getPublicKey();
+    const offCurve = Buffer.from(point);
+    offCurve[64]! ^= 1;
+    const bad = [
+      offCurve,
+      Buffer.concat([Buffer.of(5), point.subarray(1)]),
+      point.subarray(0, 64),
+      Buffer.concat([point, Buffer.of(0)]),
+      Buffer.concat([Buffer.of(4), FIELD_PRIME, point.subarray(33)]),
+      Buffer.of(0),
+      Buffer.alloc(65),
+      Buffer.alloc(0),
+    ];
+    for (const candidate of bad) {
+      expect(native.derive(agreement, candidate), candidate.toString('hex')).toBeNull();
+      expect(native.isPoint(candidate)).toBe(false);
+      expect(nodeSecret(server, candidate)).toBeNull();
+    }
+  });
+
+  it('agrees on random bytes as points (seeded)', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(4, 2, 3), fc.oneof(fc.uint8Array({ minLength: 32, maxLength: 64 }), fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.uint8Array({ minLength: 64, maxLength: 64 })), (prefix, body) => {
+        const candidate = Buffer.concat([Buffer.of(prefix), body]);
+        expect(native.derive(agreement, candidate)).toEqual(nodeSecret(server, candidate));
+        // The SPKI wrapper below is exact only for the two lengths a point can have.
+        if (candidate.length === 33 || candidate.length === 65) expect(native.isPoint(candidate)).toBe(nodeAcceptsPoint(candidate));
+      }),
+      { seed: SEED, numRuns: 400 },
+    );
+  });
+
+  it('refuses a private scalar of 0, n or more, or the wrong length', () => {
+    for (const scalar of [Buffer.alloc(32), ORDER, Buffer.alloc(32, 0xff), Buffer.alloc(31, 1), Buffer.alloc(33, 1)]) {
+      expect(() => native.createAgreement(scalar)).toThrow();
+    }
+    const nMinusOne = Buffer.from(ORDER);
+    nMinusOne[31]! -= 1;
+    expect(native.createAgreement(nMinusOne)).toBeTypeOf('object');
+  });
+
+  it('answers the same as verify() for good, damaged and foreign signatures (seeded)', () => {
+    const signer = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const other = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const point = pointOf(signer.publicKey);
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 1200 }), fc.nat(), fc.nat(), (message, flipAt, byteValue) => {
+        const signature = sign('sha256', message, signer.privateKey);
+        expect(native.verify(point, message, signature)).toBe(true);
+        const damaged = Buffer.from(signature);
+        damaged[flipAt % damaged.length] = byteValue % 256;
+        expect(native.verify(point, message, damaged)).toBe(verify('sha256', message, signer.publicKey, damaged));
+        expect(native.verify(pointOf(other.publicKey), message, signature)).toBe(false);
+        if (message.length > 0) {
+          const changed = Buffer.from(message);
+          changed[flipAt % changed.length]! ^= 1;
+          expect(native.verify(point, changed, signature)).toBe(false);
+        }
+      }),
+      { seed: SEED, numRuns: 300 },
+    );
+  });
+
+  it('refuses non-canonical DER that encodes a valid signature, as OpenSSL does for node', () => {
+    const signer = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const message = randomBytes(100);
+    const signature = sign('sha256', message, signer.privateKey);
+    // The same SEQUENCE with a long-form length: BER, not DER.
+    const longForm = Buffer.concat([Buffer.of(0x30, 0x81, signature[1]!), signature.subarray(2)]);
+    expect(verify('sha256', message, signer.publicKey, longForm)).toBe(false);
+    expect(native.verify(pointOf(signer.publicKey), message, longForm)).toBe(false);
+    expect(native.verify(pointOf(signer.publicKey), message, Buffer.concat([signature, Buffer.of(0)]))).toBe(false);
+  });
+
+  it('computes the same HMAC-SHA256 and HKDF-SHA256 as node:crypto (seeded)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 100 }), fc.uint8Array({ maxLength: 1300 }), fc.uint8Array({ maxLength: 80 }), fc.integer({ min: 1, max: 300 }), (key, data, info, length) => {
+        expect(native.hmacSha256(key, data)).toEqual(createHmac('sha256', key).update(data).digest());
+        expect(native.hkdfSha256(data, key, info, length)).toEqual(Buffer.from(hkdfSync('sha256', data, key, info, length)));
+      }),
+      { seed: SEED, numRuns: 300 },
+    );
+    expect(() => native.hkdfSha256(Buffer.alloc(1), Buffer.alloc(0), Buffer.alloc(0), 0)).toThrow(TypeError);
+    expect(() => native.hkdfSha256(Buffer.alloc(1), Buffer.alloc(0), Buffer.alloc(0), 255 * 32 + 1)).toThrow(TypeError);
+  });
+
+  it('opens AES-256-GCM as node seals it, and refuses any change to key, IV, AAD, ciphertext or tag (seeded)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 1200 }), fc.uint8Array({ maxLength: 80 }), fc.nat(), (plaintext, aad, at) => {
+        const key = randomBytes(32);
+        const iv = randomBytes(12);
+        const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: 16 });
+        cipher.setAAD(aad);
+        const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+        const tag = cipher.getAuthTag();
+        expect(native.aes256GcmOpen(key, iv, aad, ciphertext, tag)).toEqual(Buffer.from(plaintext));
+        const flipped = (bytes: Uint8Array) => {
+          const copy = Buffer.from(bytes);
+          if (copy.length > 0) copy[at % copy.length]! ^= 0x80;
+          return copy;
+        };
+        expect(native.aes256GcmOpen(flipped(key), iv, aad, ciphertext, tag)).toBeNull();
+        expect(native.aes256GcmOpen(key, flipped(iv), aad, ciphertext, tag)).toBeNull();
+        expect(native.aes256GcmOpen(key, iv, aad, ciphertext, flipped(tag))).toBeNull();
+        if (aad.length > 0) expect(native.aes256GcmOpen(key, iv, flipped(aad), ciphertext, tag)).toBeNull();
+        if (ciphertext.length > 0) expect(native.aes256GcmOpen(key, iv, aad, flipped(ciphertext), tag)).toBeNull();
+      }),
+      { seed: SEED, numRuns: 300 },
+    );
+    expect(() => native.aes256GcmOpen(Buffer.alloc(16), Buffer.alloc(12), Buffer.alloc(0), Buffer.alloc(0), Buffer.alloc(16))).toThrow(TypeError);
+    expect(() => native.aes256GcmOpen(Buffer.alloc(32), Buffer.alloc(12), Buffer.alloc(0), Buffer.alloc(0), Buffer.alloc(8))).toThrow(TypeError);
+  });
+
+  it('throws a TypeError with a stable code for arguments that are not bytes', () => {
+    expect(() => native.verify('04' as unknown as Buffer, Buffer.alloc(1), Buffer.alloc(1))).toThrow(expect.objectContaining({ code: 'SKNOCK_NATIVE_ARGUMENT' }));
+    expect(() => native.derive({}, Buffer.alloc(65))).toThrow(expect.objectContaining({ code: 'SKNOCK_NATIVE_ARGUMENT' }));
+    expect(() => native.isPoint(new Uint16Array(65) as unknown as Buffer)).toThrow(expect.objectContaining({ code: 'SKNOCK_NATIVE_ARGUMENT' }));
+  });
+
+  it('loads and works in a worker thread too (one instance per thread)', async () => {
+    const addon = new URL('../../native/build/Release/sknock_p256.node', import.meta.url).pathname;
+    const peer = createECDH('prime256v1');
+    peer.generateKeys();
+    const worker = new Worker(
+      `const { parentPort, workerData } = require('node:worker_threads');
+       const native = require(workerData.addon);
+       const secret = native.derive(native.createAgreement(workerData.scalar), workerData.point);
+       parentPort.postMessage(Buffer.from(secret).toString('hex'));`,
+      { eval: true, workerData: { addon, scalar: server.getPrivateKey(), point: peer.getPublicKey() } },
+    );
+    const answer = await new Promise<string>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    await worker.terminate();
+    expect(answer).toBe(server.computeSecret(peer.getPublicKey()).toString('hex'));
+  });
+});
+
+describe('the switch to node:crypto', () => {
+  it('SKNOCK_NATIVE_P256=off gives the node:crypto path, and says so', async () => {
+    vi.stubEnv('SKNOCK_NATIVE_P256', 'off');
+    vi.resetModules();
+    try {
+      const { p256Engine: fallback } = await import('../../client-lib/native-p256.js');
+      expect(fallback.native).toBeUndefined();
+      expect(fallback.description).toBe('node:crypto (SKNOCK_NATIVE_P256=off)');
+    } finally {
+      vi.unstubAllEnvs();
+      vi.resetModules();
+    }
+  });
+});
