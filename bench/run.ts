@@ -43,7 +43,7 @@ function floods(kinds: readonly [JunkKind, boolean, readonly number[]][]) {
 const PLANS: Record<'quick' | 'full', Plan> = {
   quick: {
     mode: 'quick',
-    clients: 300,
+    clients: 600,
     opensslSeconds: 1,
     nodeSeconds: 0.5,
     latencyKnocks: 200,
@@ -152,20 +152,23 @@ interface KnocksResult {
   readonly failed: number;
 }
 
+/** Clients whose knocks compile the verifiers' code before a measurement (distinct per measurement, so "new" stays new). */
+const WARM_CLIENTS = 200;
+
 async function measureVerify(plan: Plan, pki: BenchPki) {
   log('openssl speed and node:crypto baselines');
   const openssl = await opensslSpeed(plan.opensslSeconds);
   const node = nodeCryptoBaseline(plan.nodeSeconds);
-  log(`issuing ${plan.clients + 40} client certificates`);
-  const clients = await issueClients(plan.clients + 40, new Date());
+  log(`issuing ${plan.clients + 3 * WARM_CLIENTS} client certificates`);
+  const clients = await issueClients(plan.clients + 3 * WARM_CLIENTS, new Date());
   const measured = clients.slice(0, plan.clients);
-  const warm = clients.slice(plan.clients);
+  const warm = (index: number) => clients.slice(plan.clients + index * WARM_CLIENTS, plan.clients + (index + 1) * WARM_CLIENTS);
   log('pipeline in process');
-  const inProcess = inProcessThroughput(pki, measured);
+  const inProcess = inProcessThroughput(pki, measured, warm(0));
   log('pool with one worker');
-  const single = await poolThroughput(pki, measured, 1, warm.slice(0, 20));
+  const single = await poolThroughput(pki, measured, 1, warm(1));
   log(`pool with ${allCores()} workers`);
-  const multi = await poolThroughput(pki, measured, allCores(), warm.slice(20));
+  const multi = await poolThroughput(pki, measured, allCores(), warm(2));
   log('trust module: new vs cached client certificates (bench/trust.bench.ts)');
   const trust = JSON.parse(await run(process.execPath, [path.join(repoRoot, 'dist', 'bench', 'trust.bench.js'), String(Math.min(plan.clients, 500))], 300_000)) as Record<string, unknown>;
   const boundNew = knockBound(openssl, 2);

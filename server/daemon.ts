@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SknockError } from '../client-lib/errors.js';
+import { p256Engine } from '../client-lib/native-p256.js';
 import { caCertificatesOf, loadPkcs12File } from '../client-lib/pkcs12.js';
 import { createServerContext } from '../client-lib/protocol/index.js';
 import { buildCaptureFilter, decodeFrame, openCapture } from './capture/index.js';
@@ -330,6 +331,7 @@ export async function startServer(
     legacyKnocks: config.knocks.legacyKnocks,
     crlPolicy: config.crl.policy,
     workers: verifiers.stats().lanes,
+    crypto: p256Engine.description,
     user: user.name,
     pid: process.pid,
   });
