@@ -28,6 +28,8 @@ export const COMMAND_PLACEHOLDERS = ['address', 'protocol', 'port', 'seconds'] a
 /** An argv template: the program, then its arguments, each possibly holding placeholders. */
 export type CommandTemplate = readonly string[];
 
+const MEBIBYTE = 1024 * 1024;
+
 export interface PortRange {
   readonly from: number;
   readonly to: number;
@@ -47,6 +49,8 @@ export interface ServerConfig {
     readonly knockPorts: PortRange;
     /** KNOCKPACKET_MIN_LENGTH: smallest frame (IP length + 14) looked at. */
     readonly minFrameLength: number;
+    /** The kernel capture ring per interface, in bytes: what absorbs a flood while the main thread is busy. */
+    readonly bufferBytes: number;
   };
   readonly knocks: {
     /** Accept the original sKnock 1.0.0 packet. */
@@ -321,6 +325,10 @@ const KEY_SPECS = {
     read: withDefault('any', interfaceList),
     show: (config) => config.capture.interfaces.join(','),
   },
+  captureBufferMB: {
+    read: withDefault('16', integer(1, 1_024)),
+    show: (config) => String(config.capture.bufferBytes / MEBIBYTE),
+  },
   knockPorts: {
     read: withDefault(`${LEGACY_CLIENT_PORTS.from}-${LEGACY_CLIENT_PORTS.to}`, portRange),
     show: (config) => formatPortRange(config.capture.knockPorts),
@@ -461,6 +469,7 @@ function assemble(values: KeyValues, file: string, context: AssembleContext): Se
       interfaces: values.interfaces,
       knockPorts: values.knockPorts,
       minFrameLength: values.KNOCKPACKET_MIN_LENGTH,
+      bufferBytes: values.captureBufferMB * MEBIBYTE,
     },
     knocks: {
       legacyKnocks: values.legacyKnocks,

@@ -218,6 +218,7 @@ export async function startServer(
   const capture = openCapture({
     interfaces: config.capture.interfaces,
     filter: buildCaptureFilter({ knockPorts: config.capture.knockPorts, minFrameLength: config.capture.minFrameLength }),
+    bufferSize: config.capture.bufferBytes,
     onPacket: (linkType, frame) => {
       const decoded = decodeFrame(linkType, frame);
       if (!decoded.ok) {

@@ -53,6 +53,7 @@ describe('invalid configurations name the file, the key and the reason', () => {
     ['unterminated quote', ['firewallBackend = command', 'openCommand = open "{address}', 'closeCommand = close {address}'], 'openCommand', /unterminated " quote/],
     ['interface list with any', ['interfaces = any,eth0'], 'interfaces', /"any" already captures on every interface/],
     ['interface name too long', ['interfaces = averyveryverylongname0'], 'interfaces', /"averyveryverylongname0" is not an interface name/],
+    ['capture ring of zero', ['captureBufferMB = 0'], 'captureBufferMB', /expected an integer from 1 to 1024, got "0"/],
     ['replay quota of zero', ['replayEntriesPerClient = 0'], 'replayEntriesPerClient', /expected an integer from 1 to 100000, got "0"/],
     ['root user', ['user = root'], 'user', /must not be root/],
     ['bad emergency port', ['emergencySshPort = none'], 'emergencySshPort', /expected a TCP port 1-65535 or off, got "none"/],
