@@ -8,10 +8,12 @@
  *
  * Beside the JSON: FILE.md (summary with the targets) and FILE-*.svg charts.
  */
-import type { ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SERVER_NODE_FLAGS } from '../server/node-flags.js';
 import { BenchDaemon, KNOCK_PORT, sampleRss } from './daemon.js';
 import { expiryAccuracy, fillDaemonSet, grantScaling, median, percentile } from './grants.js';
 import { JUNK_SIZE, writeJunk, type JunkKind } from './junk.js';
@@ -153,7 +155,7 @@ interface KnocksResult {
 }
 
 /** Clients whose knocks compile the verifiers' code before a measurement (distinct per measurement, so "new" stays new). */
-const WARM_CLIENTS = 200;
+const WARM_CLIENTS = 500;
 
 async function measureVerify(plan: Plan, pki: BenchPki) {
   log('openssl speed and node:crypto baselines');
@@ -397,4 +399,14 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+/** The verification figures are measured in this process: under the flags the server runs with. */
+function runsWithServerFlags(): boolean {
+  return SERVER_NODE_FLAGS.every((flag) => process.execArgv.includes(flag));
+}
+
+if (runsWithServerFlags()) {
+  await main();
+} else {
+  const again = spawnSync(process.execPath, [...SERVER_NODE_FLAGS, ...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
+  process.exitCode = again.status ?? 1;
+}
