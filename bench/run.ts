@@ -88,7 +88,7 @@ const PLANS: Record<'quick' | 'full', Plan> = {
       { rate: 8_000, seconds: 1 },
     ],
     scaleLevels: [1, 1_000, 10_000, 100_000],
-    scaleSamples: 30,
+    scaleSamples: 100,
     expiryGrants: 10_000,
   },
 };
