@@ -33,43 +33,81 @@ export function percentile(values: readonly number[], fraction: number): number 
 export interface ScalePoint {
   readonly open: number;
   readonly add_ms: number;
+  /** The median of (this add ÷ the reference set's add right after it): the machine's drift cancels out. */
+  readonly add_vs_reference: number;
   readonly connect_ms: number;
 }
 
+/** The reference set's size: the 1k of the issue's "100k vs 1k". */
+export const REFERENCE_GRANTS = 1_000;
+
 type Connects = (count: number) => Promise<number>;
+
+/** A backend in `namespace` whose set is filled to `open` grants, and the time of one more (re-)grant. */
+class MeasuredSet {
+  open = 0;
+  private nextFiller = 0;
+
+  private constructor(readonly backend: NftablesBackend) {}
+
+  static async start(namespace: string): Promise<MeasuredSet> {
+    const backend = new NftablesBackend({ runner: prefixedRunner(['ip', 'netns', 'exec', namespace]) });
+    await backend.start({ mode: 'reject', emergencySshPort: null, publicPorts: [] });
+    return new MeasuredSet(backend);
+  }
+
+  async fillTo(level: number): Promise<void> {
+    while (this.open < level) {
+      const batch = Array.from({ length: Math.min(FILL_BATCH, level - this.open) }, () => fillerGrant(this.nextFiller++, 3600));
+      await this.backend.grant(batch);
+      this.open += batch.length;
+    }
+  }
+
+  /** Re-granting an open element costs what a new one does (add, delete, add): the level stays put. */
+  async timeOneGrant(sample: number): Promise<number> {
+    const grant = fillerGrant(sample % Math.max(1, this.nextFiller), 3600);
+    const start = process.hrtime.bigint();
+    await this.backend.grant([grant]);
+    return Number(process.hrtime.bigint() - start) / 1e6;
+  }
+}
 
 /**
  * Adds grants up to each level and measures there: the median time of
  * `samples` single grants (each awaited, as the daemon's batcher does when
- * idle) and the median connect latency from a granted client.
+ * idle), each paired with one on a reference set of REFERENCE_GRANTS in
+ * another namespace at the same moment, and the median connect latency from
+ * a granted client.
  */
-export async function grantScaling(network: BenchNetwork, levels: readonly number[], samples: number, medianConnectMs: Connects): Promise<ScalePoint[]> {
-  const backend = new NftablesBackend({ runner: prefixedRunner(['ip', 'netns', 'exec', network.server]) });
-  await backend.start({ mode: 'reject', emergencySshPort: null, publicPorts: [] });
+export async function grantScaling(
+  network: BenchNetwork,
+  referenceNamespace: string,
+  levels: readonly number[],
+  samples: number,
+  medianConnectMs: Connects,
+): Promise<ScalePoint[]> {
+  const measured = await MeasuredSet.start(network.server);
+  const reference = await MeasuredSet.start(referenceNamespace);
   try {
-    await backend.grant([{ address: CLIENT_IPV4, protocol: 'tcp', port: BENCH_SERVICE_PORT, seconds: 3600 }]);
-    let open = 1;
-    let nextFiller = 0;
+    await measured.backend.grant([{ address: CLIENT_IPV4, protocol: 'tcp', port: BENCH_SERVICE_PORT, seconds: 3600 }]);
+    measured.open = 1;
+    await reference.fillTo(REFERENCE_GRANTS);
     const points: ScalePoint[] = [];
     for (const level of levels) {
-      while (open < level) {
-        const batch = Array.from({ length: Math.min(FILL_BATCH, level - open) }, () => fillerGrant(nextFiller++, 3600));
-        await backend.grant(batch);
-        open += batch.length;
-      }
+      await measured.fillTo(level);
       const addMs: number[] = [];
+      const ratios: number[] = [];
       for (let sample = 0; sample < samples; sample += 1) {
-        // Re-granting an open element costs what a new one does (add, delete, add): the level stays put.
-        const grant = fillerGrant(sample % Math.max(1, nextFiller), 3600);
-        const start = process.hrtime.bigint();
-        await backend.grant([grant]);
-        addMs.push(Number(process.hrtime.bigint() - start) / 1e6);
+        const add = await measured.timeOneGrant(sample);
+        addMs.push(add);
+        ratios.push(add / (await reference.timeOneGrant(sample)));
       }
-      points.push({ open, add_ms: median(addMs), connect_ms: await medianConnectMs(samples * 5) });
+      points.push({ open: measured.open, add_ms: median(addMs), add_vs_reference: median(ratios), connect_ms: await medianConnectMs(samples * 5) });
     }
     return points;
   } finally {
-    await backend.stop();
+    await Promise.all([measured.backend.stop(), reference.backend.stop()]);
   }
 }
 
