@@ -10,6 +10,7 @@
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 
 export interface NativeP256 {
   /** The bytes are a SEC 1 point (65 uncompressed or 33 compressed) on P-256. */
@@ -42,7 +43,7 @@ function loadEngine(): P256Engine {
   const found = addonCandidates.map((candidate) => new URL(candidate, import.meta.url)).find((url) => existsSync(url));
   if (found === undefined) return { native: undefined, description: 'node:crypto (native/ addon not built: npm run build:native)' };
   try {
-    const native = createRequire(import.meta.url)(found.pathname) as NativeP256;
+    const native = createRequire(import.meta.url)(fileURLToPath(found)) as NativeP256;
     return { native, description: `native P-256 on node's ${native.opensslVersion()}` };
   } catch (error) {
     return { native: undefined, description: `node:crypto (native addon failed to load: ${error instanceof Error ? error.message : String(error)})` };

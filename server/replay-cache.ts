@@ -1,4 +1,4 @@
-import { closeSync, constants, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
 
 /** One remembered knock: its replay key (base64), when it may be forgotten, and whose it is. */
 export type ReplayRecord = readonly [id: string, expiresAtMs: number, owner?: string];
@@ -211,6 +211,11 @@ export class ReplayJournal {
       text += formatRecord(record);
       count += 1;
     }
+    if (fstatSync(descriptors[idle]).size > 0) {
+      // Both files hold entries (a rewrite was cut short): the active one takes them all before the idle one is emptied.
+      writeAll(descriptors[this.active], text);
+      fsyncSync(descriptors[this.active]);
+    }
     ftruncateSync(descriptors[idle], 0);
     writeAll(descriptors[idle], text);
     fsyncSync(descriptors[idle]);
@@ -243,6 +248,8 @@ export class ReplayJournal {
         closeSync(first);
         throw error;
       }
+      // The file a previous run appended to is the active one: a rewrite must never empty the only file with entries.
+      this.active = fstatSync(this.descriptors[1]).size > fstatSync(this.descriptors[0]).size ? 1 : 0;
     }
     return this.descriptors;
   }

@@ -19,6 +19,10 @@ export class P256Key {
 
   /** The key at `point` (whose SubjectPublicKeyInfo is `spkiDer`), or undefined when it is not on P-256. */
   static decode(point: Buffer, spkiDer: Buffer): P256Key | undefined {
+    // The SEC 1 forms both paths take: OpenSSL's decoders would also read the hybrid 0x06/0x07 form, the native path does not.
+    const uncompressed = point.length === 65 && point[0] === 0x04;
+    const compressed = point.length === 33 && (point[0] === 0x02 || point[0] === 0x03);
+    if (!uncompressed && !compressed) return undefined;
     const key = new P256Key(point, spkiDer);
     const native = p256Engine.native;
     if (native) return native.isPoint(point) ? key : undefined;

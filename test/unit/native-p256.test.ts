@@ -8,6 +8,7 @@ import { createCipheriv, createECDH, createHmac, createPublicKey, generateKeyPai
 import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
+import { P256Key } from '../../client-lib/certificate/p256-key.js';
 import { p256Engine, type NativeP256 } from '../../client-lib/native-p256.js';
 
 const SEED = 0x9256;
@@ -197,6 +198,19 @@ describe('native P-256 agrees with node:crypto', () => {
     });
     await worker.terminate();
     expect(answer).toBe(server.computeSecret(peer.getPublicKey()).toString('hex'));
+  });
+});
+
+describe('P256Key takes only the SEC 1 forms both paths read', () => {
+  it('refuses a 65-byte key whose first byte is not 0x04 (hybrid 0x06/0x07 included), on either path', () => {
+    const signer = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const point = pointOf(signer.publicKey);
+    const spki = signer.publicKey.export({ format: 'der', type: 'spki' });
+    expect(P256Key.decode(point, spki)).toBeInstanceOf(P256Key);
+    const yIsOdd = (point[64]! & 1) === 1;
+    for (const prefix of [0x00, 0x05, yIsOdd ? 0x07 : 0x06, 0x02]) {
+      expect(P256Key.decode(Buffer.concat([Buffer.of(prefix), point.subarray(1)]), spki), `prefix ${prefix}`).toBeUndefined();
+    }
   });
 });
 

@@ -1,4 +1,4 @@
-import { appendFileSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -124,6 +124,26 @@ describe('replay cache', () => {
       writeFileSync(`${file}.alt`, `5000 ${id('a')} alice\n6000 ${id('b')} bob\n`);
       const cache = restarted({}, 0);
       expect([...cache.records()]).toEqual(both);
+    });
+
+    it('after a restart, rewrites into the empty file: the one holding the entries is never emptied first', () => {
+      writeFileSync(file, '');
+      writeFileSync(`${file}.alt`, `5000 ${id('a')} alice\n`);
+      const journal = new ReplayJournal(file);
+      journal.rewrite([[id('a'), 5_000, 'alice'], [id('b'), 6_000, 'bob']]);
+      journal.close();
+      expect(readFileSync(file, 'utf8')).toBe(`5000 ${id('a')} alice\n6000 ${id('b')} bob\n`);
+      expect(readFileSync(`${file}.alt`, 'utf8')).toBe('');
+    });
+
+    it('when both files hold entries, the active one takes them all before the other is emptied', () => {
+      writeFileSync(file, `5000 ${id('a')} alice\n`);
+      writeFileSync(`${file}.alt`, `5000 ${id('a')} alice\n6000 ${id('b')} bob\n`);
+      const journal = new ReplayJournal(file);
+      journal.rewrite([[id('a'), 5_000, 'alice'], [id('b'), 6_000, 'bob']]);
+      journal.close();
+      expect(readFileSync(`${file}.alt`, 'utf8')).toBe('');
+      expect(new ReplayJournal(file).read()).toEqual([[id('a'), 5_000, 'alice'], [id('b'), 6_000, 'bob']]);
     });
   });
 });
