@@ -4,7 +4,7 @@
  * damaged and non-canonical DER), the same points refused. It must be built:
  * a missing addon fails here rather than silently testing the fallback only.
  */
-import { createCipheriv, createECDH, createHmac, createPublicKey, generateKeyPairSync, hkdfSync, randomBytes, sign, verify } from 'node:crypto';
+import { createCipheriv, createECDH, createHmac, createPrivateKey, createPublicKey, hkdfSync, randomBytes, sign, verify } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
@@ -20,9 +20,20 @@ function nativeP256(): NativeP256 {
   return p256Engine.native!;
 }
 
-function pointOf(publicKey: ReturnType<typeof generateKeyPairSync>['publicKey']): Buffer {
-  const { x, y } = publicKey.export({ format: 'jwk' });
-  return Buffer.concat([Buffer.of(4), Buffer.from(x!, 'base64url'), Buffer.from(y!, 'base64url')]);
+/**
+ * A P-256 signing key and its point, made with createECDH and imported as JWK:
+ * no generateKeyPairSync and no KeyObject export, whose mix under GC can
+ * deadlock Node 20 (a KeyGenJob finalized while ExportJWK holds its lock).
+ */
+function p256Signer() {
+  const ecdh = createECDH('prime256v1');
+  ecdh.generateKeys();
+  const point = ecdh.getPublicKey();
+  const jwk = { kty: 'EC', crv: 'P-256', x: point.subarray(1, 33).toString('base64url'), y: point.subarray(33).toString('base64url') };
+  const privateKey = createPrivateKey({ key: { ...jwk, d: ecdh.getPrivateKey().toString('base64url') }, format: 'jwk' });
+  const publicKey = createPublicKey({ key: jwk, format: 'jwk' });
+  const spki = Buffer.concat([Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex'), point]);
+  return { privateKey, publicKey, point, spki };
 }
 
 function nodeAcceptsPoint(point: Buffer): boolean {
@@ -104,9 +115,9 @@ describe('native P-256 agrees with node:crypto', () => {
   });
 
   it('answers the same as verify() for good, damaged and foreign signatures (seeded)', () => {
-    const signer = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-    const other = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-    const point = pointOf(signer.publicKey);
+    const signer = p256Signer();
+    const other = p256Signer();
+    const { point } = signer;
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 1200 }), fc.nat(), fc.nat(), (message, flipAt, byteValue) => {
         const signature = sign('sha256', message, signer.privateKey);
@@ -114,7 +125,7 @@ describe('native P-256 agrees with node:crypto', () => {
         const damaged = Buffer.from(signature);
         damaged[flipAt % damaged.length] = byteValue % 256;
         expect(native.verify(point, message, damaged)).toBe(verify('sha256', message, signer.publicKey, damaged));
-        expect(native.verify(pointOf(other.publicKey), message, signature)).toBe(false);
+        expect(native.verify(other.point, message, signature)).toBe(false);
         if (message.length > 0) {
           const changed = Buffer.from(message);
           changed[flipAt % changed.length]! ^= 1;
@@ -126,14 +137,14 @@ describe('native P-256 agrees with node:crypto', () => {
   });
 
   it('refuses non-canonical DER that encodes a valid signature, as OpenSSL does for node', () => {
-    const signer = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const signer = p256Signer();
     const message = randomBytes(100);
     const signature = sign('sha256', message, signer.privateKey);
     // The same SEQUENCE with a long-form length: BER, not DER.
     const longForm = Buffer.concat([Buffer.of(0x30, 0x81, signature[1]!), signature.subarray(2)]);
     expect(verify('sha256', message, signer.publicKey, longForm)).toBe(false);
-    expect(native.verify(pointOf(signer.publicKey), message, longForm)).toBe(false);
-    expect(native.verify(pointOf(signer.publicKey), message, Buffer.concat([signature, Buffer.of(0)]))).toBe(false);
+    expect(native.verify(signer.point, message, longForm)).toBe(false);
+    expect(native.verify(signer.point, message, Buffer.concat([signature, Buffer.of(0)]))).toBe(false);
   });
 
   it('computes the same HMAC-SHA256 and HKDF-SHA256 as node:crypto (seeded)', () => {
@@ -203,9 +214,7 @@ describe('native P-256 agrees with node:crypto', () => {
 
 describe('P256Key takes only the SEC 1 forms both paths read', () => {
   it('refuses a 65-byte key whose first byte is not 0x04 (hybrid 0x06/0x07 included), on either path', () => {
-    const signer = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-    const point = pointOf(signer.publicKey);
-    const spki = signer.publicKey.export({ format: 'der', type: 'spki' });
+    const { point, spki } = p256Signer();
     expect(P256Key.decode(point, spki)).toBeInstanceOf(P256Key);
     const yIsOdd = (point[64]! & 1) === 1;
     for (const prefix of [0x00, 0x05, yIsOdd ? 0x07 : 0x06, 0x02]) {
