@@ -98,13 +98,17 @@ static int arguments_of(napi_env env, napi_callback_info info, size_t count, nap
   return 1;
 }
 
-/* The first `count` arguments, all byte arrays; false with a TypeError pending otherwise. */
-static int byte_arguments(napi_env env, napi_callback_info info, size_t count, napi_value *argv, const unsigned char **data, size_t *lengths) {
-  if (!arguments_of(env, info, count, argv)) return 0;
+/* argv's first `count` values, all byte arrays; false with a TypeError pending otherwise. */
+static int bytes_of(napi_env env, const napi_value *argv, size_t count, const unsigned char **data, size_t *lengths) {
   for (size_t index = 0; index < count; index += 1) {
     if (!byte_argument(env, argv[index], &data[index], &lengths[index])) return 0;
   }
   return 1;
+}
+
+/* The first `count` arguments, all byte arrays; false with a TypeError pending otherwise. */
+static int byte_arguments(napi_env env, napi_callback_info info, size_t count, napi_value *argv, const unsigned char **data, size_t *lengths) {
+  return arguments_of(env, info, count, argv) && bytes_of(env, argv, count, data, lengths);
 }
 
 static Instance *instance_of(napi_env env) {
@@ -271,7 +275,7 @@ static napi_value hkdf(napi_env env, napi_callback_info callback_info) {
   napi_value argv[4];
   const unsigned char *bytes[3];
   size_t lengths[3];
-  if (!arguments_of(env, callback_info, 4, argv) || !byte_arguments(env, callback_info, 3, argv, bytes, lengths)) return NULL;
+  if (!arguments_of(env, callback_info, 4, argv) || !bytes_of(env, argv, 3, bytes, lengths)) return NULL;
   const unsigned char *ikm = bytes[0], *salt = bytes[1], *info = bytes[2];
   size_t ikm_length = lengths[0], salt_length = lengths[1], info_length = lengths[2];
   uint32_t length = 0;
