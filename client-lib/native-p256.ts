@@ -13,14 +13,14 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 export interface NativeP256 {
-  /** The bytes are a SEC 1 point (65 uncompressed or 33 compressed) on P-256. */
-  isPoint(point: Uint8Array): boolean;
+  /** An opaque public key for verify(), or null when the bytes are not a SEC 1 point (65 uncompressed or 33 compressed) on P-256. */
+  createVerifier(point: Uint8Array): object | null;
   /** An opaque server key; throws for a scalar outside 1..n−1. */
   createAgreement(privateScalar: Uint8Array): object;
   /** The 32-byte shared x-coordinate, or null when `point` is not on P-256. */
   derive(agreement: object, point: Uint8Array): Buffer | null;
-  /** ECDSA-SHA256 over message by the key at `point`; false for anything wrong, never throws for bad bytes. */
-  verify(point: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
+  /** ECDSA-SHA256 over message by the verifier's key; false for a wrong or malformed signature, never throws for bad bytes. */
+  verify(verifier: object, message: Uint8Array, signature: Uint8Array): boolean;
   hmacSha256(key: Uint8Array, data: Uint8Array): Buffer;
   /** RFC 5869; length 1..8160. */
   hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Buffer;

@@ -111,6 +111,35 @@ static int byte_arguments(napi_env env, napi_callback_info info, size_t count, n
   return arguments_of(env, info, count, argv) && bytes_of(env, argv, count, data, lengths);
 }
 
+/* Tags on the handles this module returns, so that a foreign external (or a verifier for an agreement) is refused. */
+static const napi_type_tag AGREEMENT_TAG = {0x736b6e6f636b2d61ULL, 0x677265656d656e74ULL};
+static const napi_type_tag VERIFIER_TAG = {0x736b6e6f636b2d76ULL, 0x6572696669657221ULL};
+
+/* An EC_KEY wrapped as a tagged external that frees it when collected; NULL with an error pending otherwise. */
+static napi_value wrap_key(napi_env env, EC_KEY *key, const napi_type_tag *tag);
+
+/* The EC_KEY inside a handle carrying `tag`; NULL with a TypeError pending otherwise. */
+static EC_KEY *unwrap_key(napi_env env, napi_value value, const napi_type_tag *tag, const char *expected) {
+  napi_valuetype type = napi_undefined;
+  bool tagged = false;
+  EC_KEY *key = NULL;
+  if (napi_typeof(env, value, &type) != napi_ok || type != napi_external || napi_check_object_type_tag(env, value, tag, &tagged) != napi_ok ||
+      !tagged || napi_get_value_external(env, value, (void **)&key) != napi_ok) {
+    throw_type_error(env, expected);
+    return NULL;
+  }
+  return key;
+}
+
+/* A handle carrying `tag` followed by `count` byte arrays; NULL with a TypeError pending otherwise. */
+static EC_KEY *key_and_bytes(napi_env env, napi_callback_info info, const napi_type_tag *tag, const char *expected, size_t count,
+                             const unsigned char **data, size_t *lengths) {
+  napi_value argv[MAX_ARGUMENTS];
+  if (!arguments_of(env, info, 1 + count, argv)) return NULL;
+  EC_KEY *key = unwrap_key(env, argv[0], tag, expected);
+  return key != NULL && bytes_of(env, argv + 1, count, data, lengths) ? key : NULL;
+}
+
 static Instance *instance_of(napi_env env) {
   Instance *instance = NULL;
   napi_get_instance_data(env, (void **)&instance);
@@ -138,21 +167,20 @@ static napi_value boolean_value(napi_env env, int truth) {
   return result;
 }
 
-/* isPoint(point): the bytes encode a point on P-256. */
-static napi_value is_point(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  const unsigned char *data;
-  size_t length;
-  if (!byte_arguments(env, info, 1, argv, &data, &length)) return NULL;
-  EC_POINT *point = decode_point(instance_of(env)->group, data, length);
-  EC_POINT_free(point);
-  return boolean_value(env, point != NULL);
-}
-
 static void key_finalize(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
   EC_KEY_free(data);
+}
+
+static napi_value wrap_key(napi_env env, EC_KEY *key, const napi_type_tag *tag) {
+  napi_value external;
+  if (napi_create_external(env, key, key_finalize, NULL, &external) != napi_ok) {
+    EC_KEY_free(key);
+    return throw_error(env, "cannot wrap the key");
+  }
+  if (napi_type_tag_object(env, external, tag) != napi_ok) return throw_error(env, "cannot tag the key");
+  return external;
 }
 
 /* createAgreement(scalar): an opaque server key for derive(); throws for a scalar outside 1..n-1. */
@@ -176,27 +204,15 @@ static napi_value create_agreement(napi_env env, napi_callback_info info) {
     EC_KEY_free(key);
     return throw_error(env, "not a valid P-256 private key");
   }
-  napi_value external;
-  if (napi_create_external(env, key, key_finalize, NULL, &external) != napi_ok) {
-    EC_KEY_free(key);
-    return throw_error(env, "cannot wrap the key");
-  }
-  return external;
+  return wrap_key(env, key, &AGREEMENT_TAG);
 }
 
 /* derive(agreement, point): the 32-byte shared x-coordinate, or null for bytes that are not a point on P-256. */
 static napi_value derive(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  if (!arguments_of(env, info, 2, argv)) return NULL;
-  napi_valuetype type = napi_undefined;
-  if (napi_typeof(env, argv[0], &type) != napi_ok || type != napi_external) {
-    return throw_type_error(env, "expected an agreement from createAgreement()");
-  }
-  EC_KEY *key;
-  napi_get_value_external(env, argv[0], (void **)&key);
   const unsigned char *data;
   size_t length;
-  if (!byte_argument(env, argv[1], &data, &length)) return NULL;
+  EC_KEY *key = key_and_bytes(env, info, &AGREEMENT_TAG, "expected an agreement from createAgreement()", 1, &data, &length);
+  if (key == NULL) return NULL;
   napi_value result;
   EC_POINT *peer = decode_point(EC_KEY_get0_group(key), data, length);
   if (peer == NULL) {
@@ -217,27 +233,39 @@ static napi_value derive(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* verify(point, message, signature): ECDSA-SHA256 over message by the key at point; false for anything wrong. */
-static napi_value verify(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  const unsigned char *bytes[3];
-  size_t lengths[3];
-  if (!byte_arguments(env, info, 3, argv, bytes, lengths)) return NULL;
-  const unsigned char *point_data = bytes[0], *message = bytes[1], *signature = bytes[2];
-  size_t point_length = lengths[0], message_length = lengths[1], signature_length = lengths[2];
+/* createVerifier(point): an opaque public key for verify(), or null for bytes that are not a point on P-256. */
+static napi_value create_verifier(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  const unsigned char *data;
+  size_t length;
+  if (!byte_arguments(env, info, 1, argv, &data, &length)) return NULL;
   const EC_GROUP *group = instance_of(env)->group;
-  EC_POINT *point = decode_point(group, point_data, point_length);
-  if (point == NULL) return boolean_value(env, 0);
-  EC_KEY *key = EC_KEY_new();
-  int valid = 0;
-  if (key != NULL && EC_KEY_set_group(key, group) == 1 && EC_KEY_set_public_key(key, point) == 1) {
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256(message, message_length, digest);
-    /* 1 = valid; 0 = wrong signature; -1 = not DER (OpenSSL also refuses non-canonical DER). */
-    valid = ECDSA_verify(0, digest, sizeof digest, signature, (int)signature_length, key) == 1;
+  EC_POINT *point = decode_point(group, data, length);
+  napi_value result;
+  if (point == NULL) {
+    napi_get_null(env, &result);
+    return result;
   }
-  EC_KEY_free(key);
+  EC_KEY *key = EC_KEY_new();
+  int ok = key != NULL && EC_KEY_set_group(key, group) == 1 && EC_KEY_set_public_key(key, point) == 1;
   EC_POINT_free(point);
+  if (!ok) {
+    EC_KEY_free(key);
+    return throw_error(env, "cannot build the public key");
+  }
+  return wrap_key(env, key, &VERIFIER_TAG);
+}
+
+/* verify(verifier, message, signature): ECDSA-SHA256 over message by the verifier's key; false for a wrong or malformed signature. */
+static napi_value verify(napi_env env, napi_callback_info info) {
+  const unsigned char *bytes[2];
+  size_t lengths[2];
+  EC_KEY *key = key_and_bytes(env, info, &VERIFIER_TAG, "expected a verifier from createVerifier()", 2, bytes, lengths);
+  if (key == NULL) return NULL;
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(bytes[0], lengths[0], digest);
+  /* 1 = valid; 0 = wrong signature; -1 = not DER (OpenSSL also refuses non-canonical DER). */
+  int valid = ECDSA_verify(0, digest, sizeof digest, bytes[1], (int)lengths[1], key) == 1;
   ERR_clear_error();
   return boolean_value(env, valid);
 }
@@ -365,9 +393,9 @@ NAPI_MODULE_INIT() {
     return NULL;
   }
   napi_property_descriptor methods[] = {
-      {"isPoint", NULL, is_point, NULL, NULL, NULL, napi_default, NULL},
       {"createAgreement", NULL, create_agreement, NULL, NULL, NULL, napi_default, NULL},
       {"derive", NULL, derive, NULL, NULL, NULL, napi_default, NULL},
+      {"createVerifier", NULL, create_verifier, NULL, NULL, NULL, napi_default, NULL},
       {"verify", NULL, verify, NULL, NULL, NULL, napi_default, NULL},
       {"hmacSha256", NULL, hmac, NULL, NULL, NULL, napi_default, NULL},
       {"hkdfSha256", NULL, hkdf, NULL, NULL, NULL, napi_default, NULL},

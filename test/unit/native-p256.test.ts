@@ -88,7 +88,7 @@ describe('native P-256 agrees with node:crypto', () => {
     ];
     for (const candidate of bad) {
       expect(native.derive(agreement, candidate), candidate.toString('hex')).toBeNull();
-      expect(native.isPoint(candidate)).toBe(false);
+      expect(native.createVerifier(candidate)).toBeNull();
       expect(nodeSecret(server, candidate)).toBeNull();
     }
   });
@@ -99,7 +99,7 @@ describe('native P-256 agrees with node:crypto', () => {
         const candidate = Buffer.concat([Buffer.of(prefix), body]);
         expect(native.derive(agreement, candidate)).toEqual(nodeSecret(server, candidate));
         // The SPKI wrapper below is exact only for the two lengths a point can have.
-        if (candidate.length === 33 || candidate.length === 65) expect(native.isPoint(candidate)).toBe(nodeAcceptsPoint(candidate));
+        if (candidate.length === 33 || candidate.length === 65) expect(native.createVerifier(candidate) !== null).toBe(nodeAcceptsPoint(candidate));
       }),
       { seed: SEED, numRuns: 400 },
     );
@@ -117,19 +117,20 @@ describe('native P-256 agrees with node:crypto', () => {
   it('answers the same as verify() for good, damaged and foreign signatures (seeded)', () => {
     const signer = p256Signer();
     const other = p256Signer();
-    const { point } = signer;
+    const key = native.createVerifier(signer.point)!;
+    const otherKey = native.createVerifier(other.point)!;
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 1200 }), fc.nat(), fc.nat(), (message, flipAt, byteValue) => {
         const signature = sign('sha256', message, signer.privateKey);
-        expect(native.verify(point, message, signature)).toBe(true);
+        expect(native.verify(key, message, signature)).toBe(true);
         const damaged = Buffer.from(signature);
         damaged[flipAt % damaged.length] = byteValue % 256;
-        expect(native.verify(point, message, damaged)).toBe(verify('sha256', message, signer.publicKey, damaged));
-        expect(native.verify(other.point, message, signature)).toBe(false);
+        expect(native.verify(key, message, damaged)).toBe(verify('sha256', message, signer.publicKey, damaged));
+        expect(native.verify(otherKey, message, signature)).toBe(false);
         if (message.length > 0) {
           const changed = Buffer.from(message);
           changed[flipAt % changed.length]! ^= 1;
-          expect(native.verify(point, changed, signature)).toBe(false);
+          expect(native.verify(key, changed, signature)).toBe(false);
         }
       }),
       { seed: SEED, numRuns: 300 },
@@ -143,8 +144,9 @@ describe('native P-256 agrees with node:crypto', () => {
     // The same SEQUENCE with a long-form length: BER, not DER.
     const longForm = Buffer.concat([Buffer.of(0x30, 0x81, signature[1]!), signature.subarray(2)]);
     expect(verify('sha256', message, signer.publicKey, longForm)).toBe(false);
-    expect(native.verify(signer.point, message, longForm)).toBe(false);
-    expect(native.verify(signer.point, message, Buffer.concat([signature, Buffer.of(0)]))).toBe(false);
+    const key = native.createVerifier(signer.point)!;
+    expect(native.verify(key, message, longForm)).toBe(false);
+    expect(native.verify(key, message, Buffer.concat([signature, Buffer.of(0)]))).toBe(false);
   });
 
   it('computes the same HMAC-SHA256 and HKDF-SHA256 as node:crypto (seeded)', () => {
@@ -187,9 +189,19 @@ describe('native P-256 agrees with node:crypto', () => {
   });
 
   it('throws a TypeError with a stable code for arguments that are not bytes', () => {
-    expect(() => native.verify('04' as unknown as Buffer, Buffer.alloc(1), Buffer.alloc(1))).toThrow(expect.objectContaining({ code: 'SKNOCK_NATIVE_ARGUMENT' }));
-    expect(() => native.derive({}, Buffer.alloc(65))).toThrow(expect.objectContaining({ code: 'SKNOCK_NATIVE_ARGUMENT' }));
-    expect(() => native.isPoint(new Uint16Array(65) as unknown as Buffer)).toThrow(expect.objectContaining({ code: 'SKNOCK_NATIVE_ARGUMENT' }));
+    const key = native.createVerifier(p256Signer().point)!;
+    expect(() => native.verify(key, '04' as unknown as Buffer, Buffer.alloc(1))).toThrow(expect.objectContaining({ code: 'SKNOCK_NATIVE_ARGUMENT' }));
+    expect(() => native.derive(agreement, new Uint16Array(65) as unknown as Buffer)).toThrow(expect.objectContaining({ code: 'SKNOCK_NATIVE_ARGUMENT' }));
+    expect(() => native.createVerifier(new Uint16Array(65) as unknown as Buffer)).toThrow(expect.objectContaining({ code: 'SKNOCK_NATIVE_ARGUMENT' }));
+  });
+
+  it('takes only its own handles: a verifier is no agreement, an agreement no verifier, a foreign object neither', () => {
+    const key = native.createVerifier(p256Signer().point)!;
+    const expected = expect.objectContaining({ code: 'SKNOCK_NATIVE_ARGUMENT' });
+    expect(() => native.derive(key, Buffer.alloc(65))).toThrow(expected);
+    expect(() => native.verify(agreement, Buffer.alloc(1), Buffer.alloc(8))).toThrow(expected);
+    expect(() => native.derive({}, Buffer.alloc(65))).toThrow(expected);
+    expect(() => native.verify({}, Buffer.alloc(1), Buffer.alloc(8))).toThrow(expected);
   });
 
   it('loads and works in a worker thread too (one instance per thread)', async () => {
