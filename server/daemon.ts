@@ -308,6 +308,8 @@ export async function startServer(
       capture.close();
       clearInterval(statsTimer);
       await verifiers.close();
+      // No knock is decided any more: a compaction still scheduled finds the journal closed and does nothing.
+      replay.close();
       logVerifyStats(logger, verifiers.stats());
       await grants.settled();
       try {

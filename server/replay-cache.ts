@@ -1,4 +1,5 @@
 import { closeSync, constants, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { SknockError } from '../client-lib/errors.js';
 
 /** One remembered knock: its replay key (base64), when it may be forgotten, and whose it is. */
 export type ReplayRecord = readonly [id: string, expiresAtMs: number, owner?: string];
@@ -12,6 +13,8 @@ export interface ReplayCacheOptions {
   readonly minDeadRecordsToCompact?: number;
   /** A failed rewrite of the journal: the old file stays in use and complete, so this is only reported. */
   readonly onCompactionError?: (error: unknown) => void;
+  /** Runs a compaction after the current turn, so the knock that triggered it is not kept waiting; setImmediate by default. */
+  readonly scheduleCompaction?: (task: () => void) => void;
 }
 
 /** What an authoritative acceptance tells the cache besides the key: whose knock, and the time. */
@@ -42,8 +45,11 @@ export class ReplayCache {
   readonly entriesPerClient: number;
   private readonly minDeadRecordsToCompact: number;
   private readonly onCompactionError: (error: unknown) => void;
+  private readonly scheduleCompaction: (task: () => void) => void;
   /** Journal length at which dead records are next counted: counting costs a prune, so it is amortized. */
   private nextCompactionCheck = 0;
+  /** One scheduled compaction at most: appends while it waits must not queue more. */
+  private compactionPending = false;
 
   constructor(
     readonly capacity: number,
@@ -53,6 +59,7 @@ export class ReplayCache {
     this.entriesPerClient = options.entriesPerClient ?? Infinity;
     this.minDeadRecordsToCompact = options.minDeadRecordsToCompact ?? DEFAULT_MIN_DEAD_RECORDS_TO_COMPACT;
     this.onCompactionError = options.onCompactionError ?? ((error) => process.stderr.write(`sknock: replay journal compaction failed: ${String(error)}\n`));
+    this.scheduleCompaction = options.scheduleCompaction ?? ((task) => void setImmediate(task));
   }
 
   get size(): number {
@@ -83,21 +90,23 @@ export class ReplayCache {
   /**
    * Records an accepted knock, persisted before the caller opens anything.
    * `accepted` (the authoritative path) names its owner for the quota and
-   * lets the journal be compacted once it is mostly dead records.
+   * lets the journal be compacted, after this turn, once it is mostly dead records.
    */
   add(key: Buffer, expiresAtMs: number, accepted?: ReplayAcceptance): void {
     const id = key.toString('base64');
     this.remember(id, expiresAtMs, accepted?.owner);
     if (this.journal === undefined) return;
     this.journal.append([id, expiresAtMs, accepted?.owner]);
-    if (accepted !== undefined && this.journal.records >= this.nextCompactionCheck) {
-      try {
-        this.compactJournalIfMostlyDead(accepted.nowMs);
-      } catch (error) {
-        this.nextCompactionCheck = this.journal.records + this.minDeadRecordsToCompact;
-        this.onCompactionError(error);
-      }
+    if (accepted !== undefined && !this.compactionPending && this.journal.records >= this.nextCompactionCheck) {
+      this.compactionPending = true;
+      // The rewrite takes the whole live set at run time, so knocks added while it waits are in it or appended after it.
+      this.scheduleCompaction(() => this.runScheduledCompaction(accepted.nowMs));
     }
+  }
+
+  /** Closes the journal; a compaction still scheduled then does nothing. */
+  close(): void {
+    this.journal?.close();
   }
 
   prune(nowMs: number): void {
@@ -139,6 +148,19 @@ export class ReplayCache {
     else expiries.push(expiresAtMs);
   }
 
+  /** `nowMs` is the triggering knock's time: pruning at an earlier time than the real one only keeps more. */
+  private runScheduledCompaction(nowMs: number): void {
+    this.compactionPending = false;
+    const journal = this.journal!;
+    if (journal.closed) return;
+    try {
+      this.compactJournalIfMostlyDead(nowMs);
+    } catch (error) {
+      this.nextCompactionCheck = journal.records + this.minDeadRecordsToCompact;
+      this.onCompactionError(error);
+    }
+  }
+
   private compactJournalIfMostlyDead(nowMs: number): void {
     this.prune(nowMs);
     const live = this.entriesById.size;
@@ -178,9 +200,15 @@ export class ReplayJournal {
   private descriptors: [number, number] | undefined;
   private active: 0 | 1 = 0;
   private activeRecords = 0;
+  private closedForGood = false;
 
   constructor(readonly file: string) {
     this.files = [file, `${file}.alt`];
+  }
+
+  /** Closed journals are never reopened: after the privilege drop that would not even be allowed. */
+  get closed(): boolean {
+    return this.closedForGood;
   }
 
   /** Records in the file appends go to, counted since this process opened it. */
@@ -235,9 +263,11 @@ export class ReplayJournal {
   close(): void {
     for (const descriptor of this.descriptors ?? []) closeSync(descriptor);
     this.descriptors = undefined;
+    this.closedForGood = true;
   }
 
   private open(): [number, number] {
+    if (this.closedForGood) throw new SknockError('SKNOCK_REPLAY_JOURNAL_CLOSED', `${this.file}: the replay journal was closed; nothing more is written to it`);
     // O_NOFOLLOW: root never appends through a link someone left in the folder.
     const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW;
     if (this.descriptors === undefined) {

@@ -7,6 +7,20 @@ import { ReplayCache, ReplayJournal, type ReplayRecord } from '../../server/repl
 const key = (text: string) => Buffer.from(text);
 const id = (text: string) => key(text).toString('base64');
 
+/** Stands in for setImmediate: scheduled compactions run only when the test says the turn is over. */
+function manualScheduler() {
+  const tasks: (() => void)[] = [];
+  return {
+    schedule: (task: () => void) => void tasks.push(task),
+    get pending(): number {
+      return tasks.length;
+    },
+    runPending(): void {
+      for (const task of tasks.splice(0)) task();
+    },
+  };
+}
+
 describe('replay cache', () => {
   it('remembers a key until its expiry, then forgets it', () => {
     const cache = new ReplayCache(10);
@@ -89,7 +103,8 @@ describe('replay cache', () => {
 
     it('compacts while running once dead records outnumber live ones twice, keeping every live entry', () => {
       const journal = new ReplayJournal(file);
-      const cache = new ReplayCache(1_000, { journal, minDeadRecordsToCompact: 50 });
+      const scheduler = manualScheduler();
+      const cache = new ReplayCache(1_000, { journal, minDeadRecordsToCompact: 50, scheduleCompaction: scheduler.schedule });
       cache.compactJournal(0);
       const live: string[] = [];
       let largest = 0;
@@ -102,6 +117,8 @@ describe('replay cache', () => {
           cache.add(key(name), nowMs + 1_000, { owner: 'alice', nowMs });
           live.push(name);
         }
+        // The step's knocks were one turn of the event loop; the compaction they scheduled runs after it.
+        scheduler.runPending();
         const bytes = statSync(file).size + statSync(`${file}.alt`).size;
         if (bytes > largest) largest = bytes;
         else smallestAfterGrowth = Math.min(smallestAfterGrowth, bytes);
@@ -116,6 +133,114 @@ describe('replay cache', () => {
       const records = new ReplayJournal(file).read();
       expect(records.length).toBeLessThan(400);
       expect(records.map(([name]) => name)).toEqual(expect.arrayContaining(live.slice(-10).map(id)));
+    });
+
+    describe('compaction after the knock that triggers it', () => {
+      const contents = () => [readFileSync(file, 'utf8'), readFileSync(`${file}.alt`, 'utf8')].join('');
+
+      /** A cache whose journal holds six dead records (appended by advisory adds, which never count them). */
+      const withDeadRecords = (options: { journal?: ReplayJournal; onCompactionError?: (error: unknown) => void } = {}) => {
+        const journal = options.journal ?? new ReplayJournal(file);
+        const scheduler = manualScheduler();
+        const cache = new ReplayCache(100, { journal, minDeadRecordsToCompact: 4, scheduleCompaction: scheduler.schedule, onCompactionError: options.onCompactionError });
+        cache.compactJournal(0);
+        for (let index = 0; index < 6; index += 1) cache.add(key(`old-${index}`), 100);
+        return { journal, scheduler, cache };
+      };
+
+      it('compacts at start at once, without the scheduler', () => {
+        writeFileSync(file, `100 ${id('dead')} alice\n`);
+        const { scheduler } = withDeadRecords();
+        expect(scheduler.pending).toBe(0);
+        expect(contents()).not.toContain(id('dead'));
+      });
+
+      it('appends at once but rewrites only when the scheduler runs, scheduling one compaction at a time', () => {
+        const { journal, scheduler, cache } = withDeadRecords();
+        cache.add(key('fresh'), 10_000, { owner: 'alice', nowMs: 1_000 });
+        expect(scheduler.pending).toBe(1);
+        expect(journal.records).toBe(7);
+        expect(contents()).toContain(id('old-0'));
+        expect(contents()).toContain(id('fresh'));
+        cache.add(key('while-waiting'), 10_000, { owner: 'alice', nowMs: 1_000 });
+        expect(scheduler.pending).toBe(1);
+
+        scheduler.runPending();
+        expect(contents()).not.toContain(id('old-0'));
+        expect(journal.records).toBe(2);
+        journal.close();
+        expect(new ReplayJournal(file).read()).toEqual(
+          expect.arrayContaining([
+            [id('fresh'), 10_000, 'alice'],
+            [id('while-waiting'), 10_000, 'alice'],
+          ]),
+        );
+      });
+
+      it('loses no knock accepted between scheduling and running: a restart still refuses it', () => {
+        const { journal, scheduler, cache } = withDeadRecords();
+        cache.add(key('fresh'), 10_000, { owner: 'alice', nowMs: 1_000 });
+        cache.add(key('between'), 10_000, { owner: 'bob', nowMs: 1_500 });
+        scheduler.runPending();
+        cache.add(key('after'), 10_000, { owner: 'carol', nowMs: 2_000 });
+        journal.close();
+
+        const afterRestart = restarted({ entriesPerClient: 1 }, 2_000);
+        for (const name of ['fresh', 'between', 'after']) expect(afterRestart.has(key(name), 2_000)).toBe(true);
+        expect(afterRestart.has(key('old-0'), 0)).toBe(false);
+        expect(afterRestart.isOverQuota('bob', 2_000)).toBe(true);
+      });
+
+      it('a compaction still scheduled at close writes nothing, and the closed journal takes no more records', () => {
+        const errors: unknown[] = [];
+        const { journal, scheduler, cache } = withDeadRecords({ onCompactionError: (error) => errors.push(error) });
+        cache.add(key('fresh'), 10_000, { owner: 'alice', nowMs: 1_000 });
+        cache.close();
+        const atClose = contents();
+
+        scheduler.runPending();
+        expect(contents()).toBe(atClose);
+        expect(errors).toEqual([]);
+        expect(() => journal.append([id('late'), 10_000])).toThrow(expect.objectContaining({ code: 'SKNOCK_REPLAY_JOURNAL_CLOSED' }));
+        expect(contents()).toBe(atClose);
+      });
+
+      it('reports a failed rewrite instead of throwing, and counts again only after more appends', () => {
+        class FillingDiskJournal extends ReplayJournal {
+          full = false;
+          override rewrite(records: Iterable<ReplayRecord>): void {
+            if (this.full) throw new Error('no space left on device');
+            super.rewrite(records);
+          }
+        }
+        const errors: unknown[] = [];
+        const journal = new FillingDiskJournal(file);
+        const { scheduler, cache } = withDeadRecords({ journal, onCompactionError: (error) => errors.push(error) });
+        journal.full = true;
+        cache.add(key('fresh'), 10_000, { owner: 'alice', nowMs: 1_000 });
+        scheduler.runPending();
+        expect(errors).toEqual([expect.objectContaining({ message: 'no space left on device' })]);
+        expect(contents()).toContain(id('old-0'));
+
+        for (let index = 0; index < 3; index += 1) cache.add(key(`more-${index}`), 10_000, { owner: 'alice', nowMs: 1_000 });
+        expect(scheduler.pending).toBe(0);
+        cache.add(key('more-3'), 10_000, { owner: 'alice', nowMs: 1_000 });
+        expect(scheduler.pending).toBe(1);
+        journal.close();
+      });
+
+      it('by default compacts in the next turn of the event loop (setImmediate)', async () => {
+        const journal = new ReplayJournal(file);
+        const cache = new ReplayCache(100, { journal, minDeadRecordsToCompact: 4 });
+        cache.compactJournal(0);
+        for (let index = 0; index < 6; index += 1) cache.add(key(`old-${index}`), 100);
+        cache.add(key('fresh'), 10_000, { owner: 'alice', nowMs: 1_000 });
+        expect(contents()).toContain(id('old-0'));
+        await new Promise((resolve) => setImmediate(resolve));
+        expect(contents()).not.toContain(id('old-0'));
+        expect(contents()).toContain(id('fresh'));
+        cache.close();
+      });
     });
 
     it('reads the union of both files, so a crash between the switch and the truncation loses nothing', () => {
