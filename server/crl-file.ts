@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { crlFreshness, crlsToPem, newestPerIssuer, parseCrlBlocks, type CrlReason, type VerifiedCrl } from './trust/index.js';
+import { crlFreshness, crlsToPem, newestPerIssuer, parseCrlBundle, type CrlReason, type VerifiedCrl } from './trust/index.js';
 
 export type CrlFileState =
   | {
@@ -27,16 +27,9 @@ export function readCrlFile(file: string, caCertificates: readonly Buffer[]): Cr
   } catch (error) {
     return { kind: 'missing', detail: `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? error}` };
   }
-  const crls: VerifiedCrl[] = [];
-  const ignored: string[] = [];
-  const blocks = parseCrlBlocks(bytes, caCertificates);
-  for (const [index, block] of blocks.entries()) {
-    const label = blocks.length > 1 ? `${file} (CRL ${index + 1} of ${blocks.length})` : file;
-    if (block.ok) crls.push(block.value);
-    else if (block.reason === 'crl-untrusted-issuer' && blocks.length > 1) ignored.push(`${label}: ${block.detail ?? block.reason}`);
-    else return { kind: 'invalid', reason: block.reason, detail: `${label}: ${block.reason}${block.detail ? ` (${block.detail})` : ''}` };
-  }
-  return { kind: 'loaded', crls: newestPerIssuer(crls), ignored };
+  const bundle = parseCrlBundle(bytes, caCertificates, { label: (index, count) => (count > 1 ? `${file} (CRL ${index + 1} of ${count})` : file) });
+  if (!bundle.ok) return { kind: 'invalid', reason: bundle.reason, detail: `${bundle.detail ?? file} (${bundle.reason})` };
+  return { kind: 'loaded', crls: newestPerIssuer(bundle.value.crls), ignored: bundle.value.ignored };
 }
 
 /**

@@ -24,7 +24,7 @@ import {
   crlOfIssuer,
   crlsIssuedBy,
   parseAnchors,
-  parseCrlBlocks,
+  parseCrlBundle,
   withCrl,
   type CrlReason,
   type ParsedCertificate,
@@ -454,13 +454,19 @@ export class CrlRefresher {
       return { kind: 'failed' };
     }
     if (download.kind === 'not-modified') return { kind: 'not-modified' };
-    const blocks = parseCrlBlocks(download.bytes, this.sources.caCertificates);
-    const refused = blocks.find((block) => !block.ok);
-    if (refused !== undefined && !refused.ok) {
-      failures.push({ source: url, reason: refused.reason, detail: refused.detail ?? refused.reason });
+    // The body may come from anyone: at most one CRL per configured CA is parsed and verified.
+    const bundle = parseCrlBundle(download.bytes, this.sources.caCertificates, { capBlocksAtCas: true });
+    if (!bundle.ok) {
+      failures.push({ source: url, reason: bundle.reason, detail: bundle.detail ?? bundle.reason });
       return { kind: 'failed' };
     }
-    const outcome = this.adopt(url, blocks.flatMap((block) => (block.ok ? [block.value] : [])), failures);
+    const { crls, ignored } = bundle.value;
+    if (crls.length === 0) {
+      failures.push({ source: url, reason: 'crl-untrusted-issuer', detail: `no CRL of a configured CA: ${ignored.join('; ')}` });
+      return { kind: 'failed' };
+    }
+    for (const note of ignored) this.options.logger.warn('crl-ignored', { source: url, detail: note, consequence: 'a CRL of a CA that is not configured speaks for no client' });
+    const outcome = this.adopt(url, crls, failures);
     if (outcome.kind !== 'failed') this.validators.set(url, download.validators);
     return outcome;
   }

@@ -31,12 +31,32 @@ export interface VerifiedCrl {
 
 const pemBlocks = /-----BEGIN (?:X509 )?CRL-----([A-Za-z0-9+/=\s]*)-----END (?:X509 )?CRL-----/g;
 
-/** DER as is (one CRL); PEM (`X509 CRL`, or @peculiar/x509's `CRL`) decoded to DER, one per block. */
-function crlDers(bytes: Buffer): Decoded<Buffer[], 'crl-malformed'> {
+/**
+ * DER as is (one CRL); PEM (`X509 CRL`, or @peculiar/x509's `CRL`) decoded to DER, one per block.
+ * More than `maxBlocks` blocks are refused when counted, before any is decoded.
+ */
+function crlDers(bytes: Buffer, maxBlocks = Number.POSITIVE_INFINITY): Decoded<Buffer[], 'crl-malformed'> {
   const head = bytes.subarray(0, 64).toString('latin1').trimStart();
   if (!head.startsWith('-----BEGIN')) return accept([bytes]);
-  const blocks = [...bytes.toString('latin1').matchAll(pemBlocks)].map((match) => Buffer.from(match[1]!, 'base64'));
-  return blocks.length > 0 ? accept(blocks) : reject('crl-malformed', 'PEM input holds no X509 CRL block');
+  const bodies: string[] = [];
+  let count = 0;
+  for (const match of bytes.toString('latin1').matchAll(pemBlocks)) {
+    count += 1;
+    if (count <= maxBlocks) bodies.push(match[1]!);
+  }
+  if (count > maxBlocks) return reject('crl-malformed', `the input holds ${count} CRL blocks, more than the ${maxBlocks} configured CAs that may sign CRLs`);
+  return count > 0 ? accept(bodies.map((body) => Buffer.from(body, 'base64'))) : reject('crl-malformed', 'PEM input holds no X509 CRL block');
+}
+
+/** The first of identical blocks: repeating one CRL must not multiply the signature checks. */
+function distinctDers(ders: readonly Buffer[]): Buffer[] {
+  const seen = new Set<string>();
+  return ders.filter((der) => {
+    const key = der.toString('latin1');
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 /** CRLs as PEM, one block each: how several CRLs share one file. */
@@ -51,6 +71,10 @@ function authoritiesOf(issuers: TrustAuthorities | readonly Buffer[]): ParsedCer
   return [...anchors, ...intermediates.map((intermediate) => intermediate.certificate)];
 }
 
+function maySignCrls(authority: ParsedCertificate): boolean {
+  return authority.keyUsage === undefined || authority.keyUsage.has('cRLSign');
+}
+
 /** Verifies one DER CRL against the authorities (see parseCrl). */
 function verifyCrlDer(der: Buffer, authorities: readonly ParsedCertificate[]): Decoded<VerifiedCrl, CrlReason> {
   const parsed = parseCertificateList(der);
@@ -62,7 +86,7 @@ function verifyCrlDer(der: Buffer, authorities: readonly ParsedCertificate[]): D
   }
   const named = authorities.filter((authority) => authority.subjectNameDer.equals(crl.issuerNameDer));
   if (named.length === 0) return reject('crl-untrusted-issuer', 'CRL issuer is none of the configured CAs');
-  const allowed = named.filter((authority) => authority.keyUsage === undefined || authority.keyUsage.has('cRLSign'));
+  const allowed = named.filter(maySignCrls);
   if (allowed.length === 0) return reject('crl-untrusted-issuer', `CA ${named[0]!.subject} may not sign CRLs (keyUsage lacks cRLSign)`);
   const outcomes = allowed.map((authority) => ({ authority, outcome: verifySignedBytes(crl, authority.publicKey) }));
   const signer = outcomes.find((candidate) => candidate.outcome === 'valid')?.authority;
@@ -85,16 +109,57 @@ function verifyCrlDer(der: Buffer, authorities: readonly ParsedCertificate[]): D
   });
 }
 
+export interface CrlInputOptions {
+  /** At most one block per CA that may sign CRLs: a download from anyone must not buy unbounded parsing and signature checks. */
+  readonly capBlocksAtCas?: boolean;
+}
+
 /**
- * Every CRL in `bytes` (one DER CRL, or PEM blocks), each parsed and
- * verified on its own: one outcome per CRL, in input order; input that holds
- * no CRL at all gives one 'crl-malformed'. `issuers` as for parseCrl.
+ * Every distinct CRL in `bytes` (one DER CRL, or PEM blocks; identical blocks
+ * once), each parsed and verified on its own: one outcome per CRL, in input
+ * order; input that holds no CRL at all, or too many, gives one
+ * 'crl-malformed'. `issuers` as for parseCrl.
  */
-export function parseCrlBlocks(bytes: Buffer, issuers: TrustAuthorities | readonly Buffer[]): Decoded<VerifiedCrl, CrlReason>[] {
-  const ders = crlDers(bytes);
-  if (!ders.ok) return [ders];
+export function parseCrlBlocks(bytes: Buffer, issuers: TrustAuthorities | readonly Buffer[], options: CrlInputOptions = {}): Decoded<VerifiedCrl, CrlReason>[] {
   const authorities = authoritiesOf(issuers);
-  return ders.value.map((der) => verifyCrlDer(der, authorities));
+  const ders = crlDers(bytes, options.capBlocksAtCas ? Math.max(1, authorities.filter(maySignCrls).length) : undefined);
+  if (!ders.ok) return [ders];
+  return distinctDers(ders.value).map((der) => verifyCrlDer(der, authorities));
+}
+
+/** The CRLs of one input that speak for configured CAs, and a note for each CRL of another CA. */
+export interface CrlBundle {
+  readonly crls: readonly VerifiedCrl[];
+  readonly ignored: readonly string[];
+}
+
+/** Names block `index` of `count` in notes and refusals ('' for no name); by default its position among several. */
+export type CrlBlockLabel = (index: number, count: number) => string;
+
+const blockPosition: CrlBlockLabel = (index, count) => (count > 1 ? `CRL ${index + 1} of ${count}` : '');
+
+/**
+ * parseCrlBlocks, sorted: in input of several CRLs, one of a CA that is not
+ * configured is set aside with a note (it speaks for no client); any other
+ * refusal refuses the whole input (a damaged or forged CRL, or a broken CA).
+ */
+export function parseCrlBundle(
+  bytes: Buffer,
+  issuers: TrustAuthorities | readonly Buffer[],
+  options: CrlInputOptions & { readonly label?: CrlBlockLabel } = {},
+): Decoded<CrlBundle, CrlReason> {
+  const blocks = parseCrlBlocks(bytes, issuers, options);
+  const label = options.label ?? blockPosition;
+  const crls: VerifiedCrl[] = [];
+  const ignored: string[] = [];
+  for (const [index, block] of blocks.entries()) {
+    const name = label(index, blocks.length);
+    const labelled = (text: string) => (name === '' ? text : `${name}: ${text}`);
+    if (block.ok) crls.push(block.value);
+    else if (block.reason === 'crl-untrusted-issuer' && blocks.length > 1) ignored.push(labelled(block.detail ?? block.reason));
+    else return reject(block.reason, labelled(block.detail ?? block.reason));
+  }
+  return accept({ crls, ignored });
 }
 
 /**
@@ -104,9 +169,12 @@ export function parseCrlBlocks(bytes: Buffer, issuers: TrustAuthorities | readon
  * certificates (DER); a bad CA certificate throws SknockError (operator input).
  */
 export function parseCrl(bytes: Buffer, issuers: TrustAuthorities | readonly Buffer[]): Decoded<VerifiedCrl, CrlReason> {
-  const blocks = parseCrlBlocks(bytes, issuers);
-  if (blocks.length > 1) return reject('crl-malformed', `input holds ${blocks.length} CRLs where one was expected`);
-  return blocks[0]!;
+  const ders = crlDers(bytes);
+  if (!ders.ok) return ders;
+  const authorities = authoritiesOf(issuers);
+  // One CRL means one block: several, even identical ones, are a mistake, not "take the first".
+  if (ders.value.length > 1) return reject('crl-malformed', `input holds ${ders.value.length} CRLs where one was expected`);
+  return verifyCrlDer(ders.value[0]!, authorities);
 }
 
 export function crlFreshness(crl: VerifiedCrl, nowMs: number): CrlFreshness {

@@ -13,7 +13,19 @@ export {
   type TrustVerdict,
   type TrustWarning,
 } from './trust-state.js';
-export { crlFreshness, crlsToPem, parseCrl, parseCrlBlocks, type CrlFreshness, type CrlReason, type VerifiedCrl } from './crl.js';
+export {
+  crlFreshness,
+  crlsToPem,
+  parseCrl,
+  parseCrlBlocks,
+  parseCrlBundle,
+  type CrlBlockLabel,
+  type CrlBundle,
+  type CrlFreshness,
+  type CrlInputOptions,
+  type CrlReason,
+  type VerifiedCrl,
+} from './crl.js';
 export { compareCrlAge, crlCovering, crlOfIssuer, crlsIssuedBy, newestPerIssuer, sameCrlIssuer, withCrl, type CrlAge } from './crl-set.js';
 export { parseAnchors } from './authorities.js';
 export { authorizationOid, authorizePorts, readAuthorization, type AuthorizationReason } from '../../client-lib/certificate/authorization.js';

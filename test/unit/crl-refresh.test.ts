@@ -25,6 +25,7 @@ import { createLogger } from '../../server/log.js';
 import { checkClientCertificate, compareCrlAge, createTrustState, parseCrl, type VerifiedCrl } from '../../server/trust/index.js';
 import { loadPkcs12File } from '../../client-lib/pkcs12.js';
 import { makeSampleCa, runCaOk, temporaryDirectories, testNow, testPassword } from './ca-harness.js';
+import { createAuthority, issueCrl } from '../helpers/cert-zoo.js';
 
 const directories = temporaryDirectories();
 let caDir: string;
@@ -49,6 +50,11 @@ beforeAll(async () => {
   foreignCrl = await readFile(path.join(impostor, 'crl.der'));
 }, 120_000);
 afterAll(() => directories.removeAll());
+
+/** DER CRLs as one PEM body, as a URL may serve several. */
+function pemOf(...ders: readonly Buffer[]): string {
+  return ders.map((der) => `-----BEGIN X509 CRL-----\n${der.toString('base64')}\n-----END X509 CRL-----\n`).join('');
+}
 
 function verified(bytes: Buffer, caCertificates: readonly Buffer[] = [caCertificate]): VerifiedCrl {
   const parsed = parseCrl(bytes, caCertificates);
@@ -325,6 +331,14 @@ describe('CrlRefresher: every failure keeps the last good CRL with one warning',
     expect(attempt.failures[0]?.detail).toMatch(/number 1, .* older than the CRL in force \(number 2/);
   });
 
+  it('more CRL blocks than configured CAs: refused as a whole before any is verified', async () => {
+    const server = await serve(body(pemOf(crlTwo, crlTwo), { 'content-type': 'application/x-pem-file' }));
+    const run = await harness([server.url], { initial: crlTwo });
+    const attempt = await run.refresher.refresh('schedule');
+    expectKeptWithOneWarning(run, attempt, 'crl-malformed');
+    expect(attempt.failures[0]?.detail).toBe('the input holds 2 CRL blocks, more than the 1 configured CAs that may sign CRLs');
+  });
+
   it('a very slow answer (timeout), also when the body trickles', async () => {
     const silent = await serve(() => undefined);
     const trickle = await serve((_request, response) => {
@@ -586,6 +600,52 @@ describe('CrlRefresher with two CAs: one CRL in force per issuer', () => {
     const run = await harness([], { initial: [crlTwo, crlOfB], caCertificates: cas() });
     run.refresher.reconfigure({ urls: [], crlFile: run.crlFile, policy: 'require', caCertificates: [caCertificate] }, []);
     expect(run.refresher.current().map((crl) => crl.issuer)).toEqual(['CN=Test CA']);
+  });
+
+  describe('a download of several CRL blocks', () => {
+    /** Two CRLs of a CA that is not configured. */
+    const unrelated: Buffer[] = [];
+    beforeAll(async () => {
+      const unrelatedCa = await createAuthority({ now: testNow, name: 'CN=Unrelated CA' });
+      for (const crlNumber of [1n, 2n]) unrelated.push(await issueCrl(unrelatedCa, { now: testNow, crlNumber }));
+    });
+    const pemBody = (...ders: readonly Buffer[]) => body(pemOf(...ders), { 'content-type': 'application/x-pem-file' });
+
+    it('adopts the CRL of a configured CA and notes the block of an unrelated CA', async () => {
+      const server = await serve(pemBody(unrelated[0]!, crlOfB));
+      const run = await harness([server.url], { initial: crlTwo, caCertificates: cas() });
+      expect(await run.refresher.refresh('schedule')).toMatchObject({ result: 'updated', updatedIssuers: ['CN=Second CA'], failures: [] });
+      expect(outcomes(run)).toEqual({ alice: 'revoked', mallory: 'accepted', bob: 'accepted', carol: 'revoked' });
+      expect(run.warnings()).toEqual([
+        expect.objectContaining({ event: 'crl-ignored', source: server.url, detail: 'CRL 1 of 2: CRL issuer is none of the configured CAs' }),
+      ]);
+    });
+
+    it('fails the URL when no block is of a configured CA', async () => {
+      const server = await serve(pemBody(...unrelated));
+      const run = await harness([server.url], { initial: crlTwo, caCertificates: cas() });
+      const attempt = await run.refresher.refresh('schedule');
+      expect(attempt).toMatchObject({ result: 'failed', failures: [{ reason: 'crl-untrusted-issuer', detail: expect.stringMatching(/^no CRL of a configured CA: CRL 1 of 2: /) }] });
+      expect(run.refresher.current().map((crl) => crl.issuer)).toEqual(['CN=Test CA']);
+    });
+
+    it('verifies a repeated block once and adopts it', async () => {
+      const server = await serve(pemBody(crlOfB, crlOfB));
+      const run = await harness([server.url], { initial: crlTwo, caCertificates: cas() });
+      expect(await run.refresher.refresh('schedule')).toMatchObject({ result: 'updated', updatedIssuers: ['CN=Second CA'], failures: [] });
+      expect(run.updates).toHaveLength(1);
+      expect(run.warnings()).toEqual([]);
+    });
+
+    it("fails the URL, adopting nothing, for a forged block of a configured CA beside a good one", async () => {
+      const server = await serve(pemBody(crlOfB, foreignCrl));
+      const run = await harness([server.url], { initial: crlTwo, caCertificates: cas() });
+      const attempt = await run.refresher.refresh('schedule');
+      expect(attempt).toMatchObject({ result: 'failed', failures: [{ reason: 'crl-bad-signature', detail: 'CRL 2 of 2: CRL signature does not verify with the key of CN=Test CA' }] });
+      expect(run.updates).toEqual([]);
+      expect(run.refresher.current().map((crl) => [crl.issuer, crl.crlNumber])).toEqual([['CN=Test CA', 2n]]);
+      expect(run.warnings()).toMatchObject([{ event: 'crl-refresh-failed', reason: 'crl-bad-signature' }]);
+    });
   });
 
   it('logs which CA has no current CRL, and whose knocks that refuses', async () => {
