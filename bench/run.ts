@@ -21,7 +21,7 @@ import type { KnockerTask } from './knocker.js';
 import { BenchNetwork, CLIENT_IPV4, CLIENT_POOL, SERVER_IPV4, outputOf, run } from './netns.js';
 import { BENCH_SERVICE_PORT, issueClients, loadBenchPki, repoRoot, writeClients, type BenchPki } from './pki.js';
 import { floodCharts, markdownSummary, scaleChart, type BenchResults, type FloodRun } from './report.js';
-import { allCores, inProcessThroughput, knockBound, nodeCryptoBaseline, opensslSpeed, poolThroughput } from './verify-throughput.js';
+import { allCores, inProcessThroughput, knockBound, nodeCryptoBaseline, opensslSpeed, poolThroughput, type OpensslBound } from './verify-throughput.js';
 
 interface Plan {
   readonly mode: 'quick' | 'full';
@@ -154,25 +154,42 @@ interface KnocksResult {
   readonly failed: number;
 }
 
-/** Clients whose knocks compile the verifiers' code before a measurement (distinct per measurement, so "new" stays new). */
-const WARM_CLIENTS = 500;
+/** New-client knocks per verifier that compile its code before a measurement (distinct per measurement, so "new" stays new). */
+const WARM_CLIENTS_PER_LANE = 500;
+
+/** Per operation, the median of several `openssl speed` samples: one taken during a noisy minute does not set the bound. */
+function medianBound(samples: readonly OpensslBound[]): OpensslBound {
+  const middle = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+  return { ecdh_per_s: middle(samples.map((sample) => sample.ecdh_per_s)), ecdsa_verify_per_s: middle(samples.map((sample) => sample.ecdsa_verify_per_s)) };
+}
 
 async function measureVerify(plan: Plan, pki: BenchPki) {
-  log('openssl speed and node:crypto baselines');
-  const openssl = await opensslSpeed(plan.opensslSeconds);
-  const node = nodeCryptoBaseline(plan.nodeSeconds);
-  log(`issuing ${plan.clients + 3 * WARM_CLIENTS} client certificates`);
-  const clients = await issueClients(plan.clients + 3 * WARM_CLIENTS, new Date());
+  const cores = allCores();
+  // Before the in-process pipeline, the one-worker pool and the all-core pool: each throughput has a bound sample beside it.
+  const warmCounts = [WARM_CLIENTS_PER_LANE, WARM_CLIENTS_PER_LANE, WARM_CLIENTS_PER_LANE * cores];
+  log(`issuing ${plan.clients + warmCounts.reduce((sum, count) => sum + count, 0)} client certificates`);
+  const clients = await issueClients(plan.clients + warmCounts.reduce((sum, count) => sum + count, 0), new Date());
   const measured = clients.slice(0, plan.clients);
-  const warm = (index: number) => clients.slice(plan.clients + index * WARM_CLIENTS, plan.clients + (index + 1) * WARM_CLIENTS);
+  const warm = (index: number) => {
+    const start = plan.clients + warmCounts.slice(0, index).reduce((sum, count) => sum + count, 0);
+    return clients.slice(start, start + warmCounts[index]!);
+  };
+  const opensslSamples: OpensslBound[] = [];
+  const sampleBound = async () => void opensslSamples.push(await opensslSpeed(plan.opensslSeconds));
+  log('openssl speed and node:crypto baselines');
+  await sampleBound();
+  const node = nodeCryptoBaseline(plan.nodeSeconds);
   log('pipeline in process');
   const inProcess = inProcessThroughput(pki, measured, warm(0));
+  await sampleBound();
   log('pool with one worker');
   const single = await poolThroughput(pki, measured, 1, warm(1));
-  log(`pool with ${allCores()} workers`);
-  const multi = await poolThroughput(pki, measured, allCores(), warm(2));
+  await sampleBound();
+  log(`pool with ${cores} workers`);
+  const multi = await poolThroughput(pki, measured, cores, warm(2));
   log('trust module: new vs cached client certificates (bench/trust.bench.ts)');
   const trust = JSON.parse(await run(process.execPath, [path.join(repoRoot, 'dist', 'bench', 'trust.bench.js'), String(Math.min(plan.clients, 500))], 300_000)) as Record<string, unknown>;
+  const openssl = medianBound(opensslSamples);
   const boundNew = knockBound(openssl, 2);
   const boundRepeat = knockBound(openssl, 1);
   const nodeRates = { ecdh_per_s: node.ecdh_raw_point_per_s, ecdsa_verify_per_s: node.ecdsa_verify_cached_key_per_s };
@@ -182,6 +199,9 @@ async function measureVerify(plan: Plan, pki: BenchPki) {
     verify: {
       openssl_ecdh_per_s: round(openssl.ecdh_per_s, 0),
       openssl_ecdsa_verify_per_s: round(openssl.ecdsa_verify_per_s, 0),
+      openssl_samples: opensslSamples.length,
+      openssl_bound_new_min_per_s: round(Math.min(...opensslSamples.map((sample) => knockBound(sample, 2))), 0),
+      openssl_bound_new_max_per_s: round(Math.max(...opensslSamples.map((sample) => knockBound(sample, 2))), 0),
       openssl_bound_new_per_s: round(boundNew, 0),
       openssl_bound_repeat_per_s: round(boundRepeat, 0),
       node_ecdh_raw_point_per_s: round(node.ecdh_raw_point_per_s, 0),
