@@ -91,7 +91,6 @@ export interface AuthorityKeyIdentifier {
 /** A certificate as facts. Absent extensions are `undefined`, never a default. */
 export interface ParsedCertificate extends SignedBytes {
   readonly der: Buffer;
-  readonly sha256: string;
   readonly subject: string;
   readonly issuer: string;
   readonly subjectNameDer: Buffer;
@@ -367,7 +366,6 @@ function decodeCertificate(der: Buffer): ParsedCertificate {
     signatureAlgorithm: signed.signatureAlgorithm,
     signature: signed.signature,
     der,
-    sha256: sha256Hex(der),
     subject: subject.text,
     issuer: issuer.text,
     subjectNameDer: subject.der,

@@ -266,6 +266,7 @@ function validityProblem(validity: VerifiedChain['validity'], nowMs: number): De
 function verifyChain(
   state: TrustState,
   certificateDer: Buffer,
+  certificateSha256: string,
   intermediateDer: Buffer | undefined,
   nowMs: number,
 ): Decoded<VerifiedChain, TrustReason> {
@@ -298,7 +299,7 @@ function verifyChain(
       serialHex: serialHex(client.serial),
       signingKey: profile.value,
       permittedPorts: Object.freeze(permittedPorts.value),
-      certificateSha256: client.sha256,
+      certificateSha256,
       notBeforeMs: client.notBeforeMs,
       notAfterMs: client.notAfterMs,
     }),
@@ -338,10 +339,11 @@ export function checkClientCertificate(
   intermediateDer: Buffer | undefined,
   nowMs: number,
 ): TrustVerdict {
-  const key = intermediateDer === undefined ? sha256Hex(certificateDer) : `${sha256Hex(certificateDer)}/${sha256Hex(intermediateDer)}`;
+  const certificateSha256 = sha256Hex(certificateDer);
+  const key = intermediateDer === undefined ? certificateSha256 : `${certificateSha256}/${sha256Hex(intermediateDer)}`;
   let chain = state.cache.get(key);
   if (!chain) {
-    const verified = verifyChain(state, certificateDer, intermediateDer, nowMs);
+    const verified = verifyChain(state, certificateDer, certificateSha256, intermediateDer, nowMs);
     if (!verified.ok) return verified;
     chain = verified.value;
     // Only fully verified chains are cached, so junk certificates cannot evict real clients.
