@@ -29,6 +29,8 @@ export interface NativeP256 {
   opensslVersion(): string;
 }
 
+const NATIVE_FUNCTIONS = ['createVerifier', 'createAgreement', 'derive', 'verify', 'hmacSha256', 'hkdfSha256', 'aes256GcmOpen', 'opensslVersion'] as const satisfies readonly (keyof NativeP256)[];
+
 export interface P256Engine {
   readonly native: NativeP256 | undefined;
   /** For logs and benchmarks: which path runs, and why when it is not the native one. */
@@ -38,13 +40,20 @@ export interface P256Engine {
 // From client-lib/ (sources under vitest) or dist/client-lib/ (the build).
 const addonCandidates = ['../native/build/Release/sknock_p256.node', '../../native/build/Release/sknock_p256.node'];
 
+/** The loaded addon as the engine, if it has every function: one built from older sources falls back to node:crypto rather than failing every certificate. */
+export function engineOf(addon: Partial<NativeP256>): P256Engine {
+  const missing = NATIVE_FUNCTIONS.filter((name) => typeof addon[name] !== 'function');
+  if (missing.length > 0) return { native: undefined, description: `node:crypto (native addon outdated, lacks ${missing.join(', ')}: npm run build:native)` };
+  const native = addon as NativeP256;
+  return { native, description: `native P-256 on node's ${native.opensslVersion()}` };
+}
+
 function loadEngine(): P256Engine {
   if (process.env['SKNOCK_NATIVE_P256'] === 'off') return { native: undefined, description: 'node:crypto (SKNOCK_NATIVE_P256=off)' };
   const found = addonCandidates.map((candidate) => new URL(candidate, import.meta.url)).find((url) => existsSync(url));
   if (found === undefined) return { native: undefined, description: 'node:crypto (native/ addon not built: npm run build:native)' };
   try {
-    const native = createRequire(import.meta.url)(fileURLToPath(found)) as NativeP256;
-    return { native, description: `native P-256 on node's ${native.opensslVersion()}` };
+    return engineOf(createRequire(import.meta.url)(fileURLToPath(found)) as Partial<NativeP256>);
   } catch (error) {
     return { native: undefined, description: `node:crypto (native addon failed to load: ${error instanceof Error ? error.message : String(error)})` };
   }

@@ -29,8 +29,8 @@ if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules
   npm ci --no-audit --no-fund
 fi
 
-# The native P-256 path (native/): npm ci builds it; rebuilt here if it went missing.
-if [[ ! -f native/build/Release/sknock_p256.node ]]; then
+# The native P-256 path (native/): npm ci builds it; rebuilt here if it went missing or its source changed.
+if [[ ! -f native/build/Release/sknock_p256.node || native/sknock_p256.c -nt native/build/Release/sknock_p256.node ]]; then
   echo "setup: building the native P-256 addon"
   npm run --silent build:native >/dev/null
 fi

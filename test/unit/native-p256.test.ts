@@ -9,7 +9,7 @@ import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import { P256Key } from '../../client-lib/certificate/p256-key.js';
-import { p256Engine, type NativeP256 } from '../../client-lib/native-p256.js';
+import { engineOf, p256Engine, type NativeP256 } from '../../client-lib/native-p256.js';
 
 const SEED = 0x9256;
 const ORDER = Buffer.from('ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551', 'hex');
@@ -247,5 +247,16 @@ describe('the switch to node:crypto', () => {
       vi.unstubAllEnvs();
       vi.resetModules();
     }
+  });
+
+  it('an addon built from older sources (no createVerifier) falls back to node:crypto, and says what is missing', () => {
+    const native = nativeP256();
+    // The addon's functions are not enumerable: copy them by name, all but one.
+    const names = ['createAgreement', 'derive', 'verify', 'hmacSha256', 'hkdfSha256', 'aes256GcmOpen', 'opensslVersion'] as const;
+    const outdated = Object.fromEntries(names.map((name) => [name, native[name]])) as Partial<NativeP256>;
+    const engine = engineOf(outdated);
+    expect(engine.native).toBeUndefined();
+    expect(engine.description).toBe('node:crypto (native addon outdated, lacks createVerifier: npm run build:native)');
+    expect(engineOf(nativeP256()).native).toBeDefined();
   });
 });
