@@ -7,6 +7,7 @@
 import type { KeyObject } from 'node:crypto';
 import { accept, reject, type Decoded } from '../../client-lib/protocol/result.js';
 import { parseAnchors, type TrustAuthorities } from './authorities.js';
+import { derTag, encodingOf, readChildrenOf, readWhole } from '../../client-lib/certificate/der.js';
 import { parseCertificateList, verifySignedBytes, type ParsedCertificate } from '../../client-lib/certificate/x509.js';
 
 export type CrlReason = 'crl-malformed' | 'crl-untrusted-issuer' | 'crl-bad-signature' | 'crl-unsupported';
@@ -31,21 +32,20 @@ export interface VerifiedCrl {
 
 const pemBlocks = /-----BEGIN (?:X509 )?CRL-----([A-Za-z0-9+/=\s]*)-----END (?:X509 )?CRL-----/g;
 
-/**
- * DER as is (one CRL); PEM (`X509 CRL`, or @peculiar/x509's `CRL`) decoded to DER, one per block.
- * More than `maxBlocks` blocks are refused when counted, before any is decoded.
- */
-function crlDers(bytes: Buffer, maxBlocks = Number.POSITIVE_INFINITY): Decoded<Buffer[], 'crl-malformed'> {
+/** DER as is (one CRL); PEM (`X509 CRL`, or @peculiar/x509's `CRL`) decoded to DER, one per block. */
+function crlDers(bytes: Buffer): Decoded<Buffer[], 'crl-malformed'> {
   const head = bytes.subarray(0, 64).toString('latin1').trimStart();
   if (!head.startsWith('-----BEGIN')) return accept([bytes]);
-  const bodies: string[] = [];
-  let count = 0;
-  for (const match of bytes.toString('latin1').matchAll(pemBlocks)) {
-    count += 1;
-    if (count <= maxBlocks) bodies.push(match[1]!);
-  }
-  if (count > maxBlocks) return reject('crl-malformed', `the input holds ${count} CRL blocks, more than the ${maxBlocks} configured CAs that may sign CRLs`);
-  return count > 0 ? accept(bodies.map((body) => Buffer.from(body, 'base64'))) : reject('crl-malformed', 'PEM input holds no X509 CRL block');
+  const blocks = [...bytes.toString('latin1').matchAll(pemBlocks)].map((match) => Buffer.from(match[1]!, 'base64'));
+  return blocks.length > 0 ? accept(blocks) : reject('crl-malformed', 'PEM input holds no X509 CRL block');
+}
+
+/** A CRL's issuer Name (DER), from element headers only: no entries, no signature. Undefined when not shaped like a CRL. */
+function crlIssuerNameDer(der: Buffer): Buffer | undefined {
+  const tbsElement = readChildrenOf(der, readWhole(der), derTag.sequence)?.[0];
+  const tbs = tbsElement && readChildrenOf(der, tbsElement, derTag.sequence);
+  const issuer = tbs?.[tbs[0]?.tag === derTag.integer ? 2 : 1];
+  return issuer?.tag === derTag.sequence ? encodingOf(der, issuer) : undefined;
 }
 
 /** The first of identical blocks: repeating one CRL must not multiply the signature checks. */
@@ -75,6 +75,8 @@ function maySignCrls(authority: ParsedCertificate): boolean {
   return authority.keyUsage === undefined || authority.keyUsage.has('cRLSign');
 }
 
+const UNKNOWN_ISSUER = 'CRL issuer is none of the configured CAs';
+
 /** Verifies one DER CRL against the authorities (see parseCrl). */
 function verifyCrlDer(der: Buffer, authorities: readonly ParsedCertificate[]): Decoded<VerifiedCrl, CrlReason> {
   const parsed = parseCertificateList(der);
@@ -85,7 +87,7 @@ function verifyCrlDer(der: Buffer, authorities: readonly ParsedCertificate[]): D
     return reject('crl-unsupported', `CRL has unsupported critical extensions ${crl.unsupportedCriticalExtensions.join(', ')}`);
   }
   const named = authorities.filter((authority) => authority.subjectNameDer.equals(crl.issuerNameDer));
-  if (named.length === 0) return reject('crl-untrusted-issuer', 'CRL issuer is none of the configured CAs');
+  if (named.length === 0) return reject('crl-untrusted-issuer', UNKNOWN_ISSUER);
   const allowed = named.filter(maySignCrls);
   if (allowed.length === 0) return reject('crl-untrusted-issuer', `CA ${named[0]!.subject} may not sign CRLs (keyUsage lacks cRLSign)`);
   const outcomes = allowed.map((authority) => ({ authority, outcome: verifySignedBytes(crl, authority.publicKey) }));
@@ -110,21 +112,37 @@ function verifyCrlDer(der: Buffer, authorities: readonly ParsedCertificate[]): D
 }
 
 export interface CrlInputOptions {
-  /** At most one block per CA that may sign CRLs: a download from anyone must not buy unbounded parsing and signature checks. */
+  /**
+   * A download from anyone must not buy unbounded parsing and signature
+   * checks: at most one distinct CRL per CA that may sign CRLs is taken
+   * (more refuses the input), and a block that names no configured CA is
+   * set aside without being parsed.
+   */
   readonly capBlocksAtCas?: boolean;
 }
 
 /**
  * Every distinct CRL in `bytes` (one DER CRL, or PEM blocks; identical blocks
  * once), each parsed and verified on its own: one outcome per CRL, in input
- * order; input that holds no CRL at all, or too many, gives one
- * 'crl-malformed'. `issuers` as for parseCrl.
+ * order; input that holds no CRL at all, or (capBlocksAtCas) too many of
+ * configured CAs, gives one 'crl-malformed'. `issuers` as for parseCrl.
  */
 export function parseCrlBlocks(bytes: Buffer, issuers: TrustAuthorities | readonly Buffer[], options: CrlInputOptions = {}): Decoded<VerifiedCrl, CrlReason>[] {
   const authorities = authoritiesOf(issuers);
-  const ders = crlDers(bytes, options.capBlocksAtCas ? Math.max(1, authorities.filter(maySignCrls).length) : undefined);
+  const ders = crlDers(bytes);
   if (!ders.ok) return [ders];
-  return distinctDers(ders.value).map((der) => verifyCrlDer(der, authorities));
+  const distinct = distinctDers(ders.value);
+  if (!options.capBlocksAtCas) return distinct.map((der) => verifyCrlDer(der, authorities));
+  // A block naming no configured CA is set aside unread; only one naming a CA that may sign CRLs can cost a signature check.
+  const issuerNames = distinct.map(crlIssuerNameDer);
+  const naming = (candidates: readonly ParsedCertificate[], issuer: Buffer | undefined) =>
+    issuer === undefined || candidates.some((candidate) => candidate.subjectNameDer.equals(issuer));
+  const signers = authorities.filter(maySignCrls);
+  const cap = Math.max(1, signers.length);
+  const claimed = issuerNames.filter((issuer) => naming(signers, issuer)).length;
+  if (claimed > cap) return [reject('crl-malformed', `the input holds ${claimed} distinct CRLs of configured CAs, more than the ${cap} configured CAs that may sign CRLs`)];
+  const namesConfigured = issuerNames.map((issuer) => naming(authorities, issuer));
+  return distinct.map((der, index) => (namesConfigured[index] ? verifyCrlDer(der, authorities) : reject('crl-untrusted-issuer', UNKNOWN_ISSUER)));
 }
 
 /** The CRLs of one input that speak for configured CAs, and a note for each CRL of another CA. */

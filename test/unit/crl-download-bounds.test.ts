@@ -1,8 +1,9 @@
 /**
  * What one CRL input can make the server do: a download holds at most one
- * block per configured CA, counted before anything is parsed or verified;
- * identical blocks are verified once; a CRL of a CA that is not configured
- * is set aside, while a forged CRL of a configured CA refuses the input.
+ * distinct CRL per configured CA, counted from the issuer names before
+ * anything is parsed or verified; identical blocks are verified once; a CRL
+ * of a CA that is not configured is set aside unparsed, while a forged CRL of
+ * a configured CA refuses the input.
  */
 import { beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import * as x509Module from '../../client-lib/certificate/x509.js';
@@ -26,6 +27,8 @@ let caB: ZooAuthority;
 let caWithoutCrlSign: ZooAuthority;
 let unrelatedCa: ZooAuthority;
 let crlOfA: Buffer;
+let otherCrlOfA: Buffer;
+let crlOfCaWithoutCrlSign: Buffer;
 let crlOfB: Buffer;
 let crlOfUnrelated: Buffer;
 let otherCrlOfUnrelated: Buffer;
@@ -42,6 +45,8 @@ beforeAll(async () => {
   caWithoutCrlSign = await createAuthority({ now, name: 'CN=Bounds CA without cRLSign', keyUsage: ['digitalSignature', 'keyCertSign'] });
   unrelatedCa = await createAuthority({ now, name: 'CN=Unrelated CA' });
   crlOfA = await issueCrl(caA, { now, crlNumber: 5n });
+  otherCrlOfA = await issueCrl(caA, { now, crlNumber: 6n });
+  crlOfCaWithoutCrlSign = await issueCrl(caWithoutCrlSign, { now, crlNumber: 1n });
   crlOfB = await issueCrl(caB, { now, crlNumber: 9n });
   crlOfUnrelated = await issueCrl(unrelatedCa, { now, crlNumber: 1n });
   otherCrlOfUnrelated = await issueCrl(unrelatedCa, { now, crlNumber: 2n });
@@ -52,10 +57,12 @@ beforeEach(() => {
   signatureChecks.mockClear();
 });
 
-describe('blocks per download: at most one per CA that may sign CRLs', () => {
-  it('refuses more blocks than CAs as a whole, before parsing or verifying any', () => {
-    const outcomes = parseCrlBlocks(pem(crlOfA, crlOfB, crlOfA), bothCas(), { capBlocksAtCas: true });
-    expect(outcomes).toEqual([{ ok: false, reason: 'crl-malformed', detail: 'the input holds 3 CRL blocks, more than the 2 configured CAs that may sign CRLs' }]);
+describe('blocks per download: at most one distinct CRL per CA that may sign CRLs', () => {
+  it('refuses more distinct CRLs of configured CAs than CAs as a whole, before parsing or verifying any', () => {
+    const outcomes = parseCrlBlocks(pem(crlOfA, crlOfB, otherCrlOfA), bothCas(), { capBlocksAtCas: true });
+    expect(outcomes).toEqual([
+      { ok: false, reason: 'crl-malformed', detail: 'the input holds 3 distinct CRLs of configured CAs, more than the 2 configured CAs that may sign CRLs' },
+    ]);
     expect(parsedLists).not.toHaveBeenCalled();
     expect(signatureChecks).not.toHaveBeenCalled();
   });
@@ -65,13 +72,30 @@ describe('blocks per download: at most one per CA that may sign CRLs', () => {
     expect(outcomes.map((outcome) => outcome.ok && outcome.value.crlNumber)).toEqual([5n, 9n]);
   });
 
+  it('does not count copies or CRLs of other CAs, and sets the latter aside unparsed', () => {
+    const outcomes = parseCrlBlocks(pem(crlOfUnrelated, crlOfA, crlOfA, otherCrlOfUnrelated, crlOfB), bothCas(), { capBlocksAtCas: true });
+    expect(outcomes).toMatchObject([
+      { ok: false, reason: 'crl-untrusted-issuer' },
+      { ok: true, value: { crlNumber: 5n } },
+      { ok: false, reason: 'crl-untrusted-issuer' },
+      { ok: true, value: { crlNumber: 9n } },
+    ]);
+    expect(parsedLists).toHaveBeenCalledTimes(2);
+    expect(signatureChecks).toHaveBeenCalledTimes(2);
+  });
+
   it('counts only the CAs allowed to sign CRLs, and at least one', () => {
     const withoutCrlSign = [caA.der, caWithoutCrlSign.der];
-    expect(parseCrlBlocks(pem(crlOfA, crlOfB), withoutCrlSign, { capBlocksAtCas: true })).toMatchObject([
-      { ok: false, reason: 'crl-malformed', detail: expect.stringContaining('holds 2 CRL blocks, more than the 1 configured CAs') },
+    expect(parseCrlBlocks(pem(crlOfA, otherCrlOfA), withoutCrlSign, { capBlocksAtCas: true })).toMatchObject([
+      { ok: false, reason: 'crl-malformed', detail: expect.stringContaining('holds 2 distinct CRLs of configured CAs, more than the 1 configured CAs') },
     ]);
-    expect(parseCrlBlocks(pem(crlOfA), [caWithoutCrlSign.der], { capBlocksAtCas: true })).toMatchObject([{ ok: false, reason: 'crl-untrusted-issuer' }]);
-    expect(parseCrlBlocks(pem(crlOfA, crlOfB), [caWithoutCrlSign.der], { capBlocksAtCas: true })).toMatchObject([{ ok: false, reason: 'crl-malformed' }]);
+    // A CRL naming the CA without cRLSign is refused by name, with no signature check.
+    expect(parseCrlBlocks(pem(crlOfA, crlOfCaWithoutCrlSign), withoutCrlSign, { capBlocksAtCas: true })).toMatchObject([
+      { ok: true, value: { crlNumber: 5n } },
+      { ok: false, reason: 'crl-untrusted-issuer', detail: expect.stringContaining('may not sign CRLs') },
+    ]);
+    expect(signatureChecks).toHaveBeenCalledTimes(1);
+    expect(parseCrlBlocks(pem(crlOfCaWithoutCrlSign), [caWithoutCrlSign.der], { capBlocksAtCas: true })).toMatchObject([{ ok: false, reason: 'crl-untrusted-issuer' }]);
   });
 
   it('leaves a file (no cap asked for) as it was: every block is read', () => {

@@ -331,12 +331,12 @@ describe('CrlRefresher: every failure keeps the last good CRL with one warning',
     expect(attempt.failures[0]?.detail).toMatch(/number 1, .* older than the CRL in force \(number 2/);
   });
 
-  it('more CRL blocks than configured CAs: refused as a whole before any is verified', async () => {
-    const server = await serve(body(pemOf(crlTwo, crlTwo), { 'content-type': 'application/x-pem-file' }));
+  it('more distinct CRLs of configured CAs than CAs: refused as a whole before any is verified', async () => {
+    const server = await serve(body(pemOf(crlOne, crlTwo), { 'content-type': 'application/x-pem-file' }));
     const run = await harness([server.url], { initial: crlTwo });
     const attempt = await run.refresher.refresh('schedule');
     expectKeptWithOneWarning(run, attempt, 'crl-malformed');
-    expect(attempt.failures[0]?.detail).toBe('the input holds 2 CRL blocks, more than the 1 configured CAs that may sign CRLs');
+    expect(attempt.failures[0]?.detail).toBe('the input holds 2 distinct CRLs of configured CAs, more than the 1 configured CAs that may sign CRLs');
   });
 
   it('a very slow answer (timeout), also when the body trickles', async () => {
