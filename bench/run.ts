@@ -159,8 +159,7 @@ const WARM_CLIENTS_PER_LANE = 500;
 
 /** Per operation, the median of several `openssl speed` samples: one taken during a noisy minute does not set the bound. */
 function medianBound(samples: readonly OpensslBound[]): OpensslBound {
-  const middle = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-  return { ecdh_per_s: middle(samples.map((sample) => sample.ecdh_per_s)), ecdsa_verify_per_s: middle(samples.map((sample) => sample.ecdsa_verify_per_s)) };
+  return { ecdh_per_s: median(samples.map((sample) => sample.ecdh_per_s)), ecdsa_verify_per_s: median(samples.map((sample) => sample.ecdsa_verify_per_s)) };
 }
 
 async function measureVerify(plan: Plan, pki: BenchPki) {

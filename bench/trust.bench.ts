@@ -8,6 +8,7 @@
 import { X509Certificate } from 'node:crypto';
 import { checkClientCertificate, createTrustState, trustCacheStats, type TrustState } from '../server/trust/index.js';
 import { createAuthority, issueCertificate } from '../test/helpers/cert-zoo.js';
+import { median } from './grants.js';
 
 const now = new Date('2026-01-01T00:00:00Z');
 const clientCount = Number(process.argv[2] ?? 500);
@@ -18,11 +19,6 @@ function microsecondsPerCall(calls: number, run: () => void): number {
   const start = process.hrtime.bigint();
   run();
   return Number(process.hrtime.bigint() - start) / 1000 / calls;
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 function checkAll(state: TrustState, certificates: readonly Buffer[]): void {

@@ -15,6 +15,7 @@ import { Examiner, trustOptionsOf, type TimedKnock } from '../server/verify/exam
 import type { VerifierSettings } from '../server/verify/pipeline.js';
 import { createVerificationPool } from '../server/verify/worker-pool.js';
 import { run } from './netns.js';
+import { median } from './grants.js';
 import { BENCH_SERVICE_PORT, type BenchPki, type ClientIdentity } from './pki.js';
 
 const SOURCE = '198.18.0.2';
@@ -114,11 +115,6 @@ function perSecond(count: number, start: bigint): number {
 
 /** Measurement rounds per figure: the median is reported, so one noisy round (GC, a neighbour) does not decide it. */
 export const MEASUREMENT_ROUNDS = 3;
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
 
 /** `clients` cut into `rounds` slices of equal size: each round's knocks come from clients no verifier has seen. */
 function slices<T>(items: readonly T[], rounds: number): T[][] {
