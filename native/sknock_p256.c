@@ -152,7 +152,11 @@ static EC_POINT *decode_point(const EC_GROUP *group, const unsigned char *data, 
   int compressed = length == COMPRESSED_POINT_LENGTH && (data[0] == 0x02 || data[0] == 0x03);
   if (!uncompressed && !compressed) return NULL;
   EC_POINT *point = EC_POINT_new(group);
-  if (point == NULL) return NULL;
+  if (point == NULL) {
+    // Out of memory: the error must not stay queued for the next, unrelated call on this thread.
+    ERR_clear_error();
+    return NULL;
+  }
   if (EC_POINT_oct2point(group, point, data, length, NULL) != 1 || EC_POINT_is_on_curve(group, point, NULL) != 1) {
     EC_POINT_free(point);
     ERR_clear_error();
