@@ -32,6 +32,7 @@ export const PIPELINE_REJECT_REASONS = [
   'unauthorized-port',
   'replay-cache-full',
   'replay-quota',
+  'replay-journal-failed',
 ] as const;
 export type PipelineRejectReason = (typeof PIPELINE_REJECT_REASONS)[number];
 
@@ -218,7 +219,12 @@ export function decideReplay(examination: Examination, replay: ReplayCache, nowM
   }
   // Full means refuse: forgetting an entry would reopen a replay window.
   if (replay.isFull(nowMs)) return refuse('replay-cache-full', `${replay.capacity} knocks in the window`, known);
-  replay.add(examination.replayKey, examination.replayExpiresAtMs, { owner: examination.replayOwner, nowMs });
+  try {
+    replay.add(examination.replayKey, examination.replayExpiresAtMs, { owner: examination.replayOwner, nowMs });
+  } catch (error) {
+    // Not persisted, so not accepted: after a restart the same knock would pass the replay check.
+    return refuse('replay-journal-failed', error instanceof Error ? error.message : String(error), known);
+  }
   return verdict;
 }
 

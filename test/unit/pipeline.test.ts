@@ -1,5 +1,6 @@
 import { createECDH, randomBytes, sign } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildKnock } from '../../client-lib/knock.js';
@@ -7,7 +8,7 @@ import { parseAddress } from '../../client-lib/protocol/address.js';
 import { createServerContext, openV2Knock, type ServerContext } from '../../client-lib/protocol/index.js';
 import { caCertificatesOf, loadPkcs12File, type Pkcs12Bundle } from '../../client-lib/pkcs12.js';
 import { parseServerCertificate, type ServerCertificate } from '../../client-lib/server-certificate.js';
-import { ReplayCache } from '../../server/replay-cache.js';
+import { ReplayCache, ReplayJournal } from '../../server/replay-cache.js';
 import { createTrustState, parseCrl } from '../../server/trust/index.js';
 import { decideReplay, examineKnock, verifyKnock, type VerifierSettings, type VerifierState } from '../../server/verify/pipeline.js';
 import { repoRoot } from '../helpers/fixtures.js';
@@ -157,6 +158,21 @@ describe('verification pipeline', () => {
     const plaintext = Buffer.concat([body, Buffer.of(signature.length), signature, Buffer.alloc(200)]);
     const resealed = sealV2(plaintext, server.certificateDer, ephemeralPrivateKey);
     expect(verifyKnock(captured(resealed), now, freshState())).toMatchObject({ accepted: false, reason: 'wrong-server' });
+  });
+
+  it('refuses a knock whose replay entry cannot be written to the journal, and still refuses its copies', () => {
+    const folder = mkdtempSync(path.join(tmpdir(), 'sknock-journal-'));
+    try {
+      const journal = new ReplayJournal(path.join(folder, 'replay-cache'));
+      // A closed journal refuses every append, as a full disk would.
+      journal.close();
+      const state = { ...freshState(), replay: new ReplayCache(10, { journal }) };
+      const knock = captured(knockFrom('alice'));
+      expect(verifyKnock(knock, now, state)).toMatchObject({ accepted: false, reason: 'replay-journal-failed', detail: expect.stringContaining('closed') });
+      expect(verifyKnock(knock, now, state)).toMatchObject({ accepted: false, reason: 'replay' });
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
   });
 
   it('refuses when the replay cache is full rather than forgetting', () => {

@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildKnock } from '../../client-lib/knock.js';
@@ -6,7 +7,7 @@ import { caCertificatesOf, loadPkcs12File, type Pkcs12Bundle } from '../../clien
 import { parseAddress } from '../../client-lib/protocol/address.js';
 import { createServerContext } from '../../client-lib/protocol/index.js';
 import { parseServerCertificate, type ServerCertificate } from '../../client-lib/server-certificate.js';
-import { ReplayCache } from '../../server/replay-cache.js';
+import { ReplayCache, ReplayJournal } from '../../server/replay-cache.js';
 import { createTrustState, parseCrl, type TrustOptions, type TrustState } from '../../server/trust/index.js';
 import type { ExaminerOptions, TimedKnock } from '../../server/verify/examiner.js';
 import type { CapturedKnock, Examination, Verdict } from '../../server/verify/pipeline.js';
@@ -225,9 +226,8 @@ describe('verification pool: replay exactness and trust updates (real verifiers)
     await Promise.all(started.splice(0).map((pool) => pool.close()));
   });
 
-  function realPool(kind: 'in-process' | 'worker', lanes: number, trust: TrustState, collect: VerifierLane[] = []) {
+  function realPool(kind: 'in-process' | 'worker', lanes: number, trust: TrustState, collect: VerifierLane[] = [], replay = new ReplayCache(1000)) {
     const verdicts: Verdict[] = [];
-    const replay = new ReplayCache(1000);
     const pool = new VerificationPool({
       createLane: (options) => {
         const lane = kind === 'worker' ? new WorkerLane(examinerOptions(options), workerScript) : new InProcessLane(examinerOptions(options));
@@ -258,6 +258,21 @@ describe('verification pool: replay exactness and trust updates (real verifiers)
       expect(pool.stats()).toMatchObject({ received: 9, accepted: 1, rejected: { replay: 8 } });
     });
   }
+
+  it('refuses a knock whose replay entry cannot be written, as a verdict, not an unhandled rejection', async () => {
+    const folder = mkdtempSync(path.join(tmpdir(), 'sknock-journal-'));
+    try {
+      const journal = new ReplayJournal(path.join(folder, 'replay-cache'));
+      journal.close();
+      const { pool, verdicts } = realPool('in-process', 1, trustState(true), [], new ReplayCache(1000, { journal }));
+      pool.submit(knockFrom('alice'), now);
+      await pool.idle();
+      expect(verdicts).toMatchObject([{ accepted: false, reason: 'replay-journal-failed' }]);
+      expect(pool.stats()).toMatchObject({ accepted: 0, rejected: { 'replay-journal-failed': 1 } });
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
+  });
 
   it('puts a new trust state (a CRL that revokes a client) in force in every worker', async () => {
     const lanes: VerifierLane[] = [];
