@@ -9,6 +9,14 @@
 import { createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { p256Engine } from '../native-p256.js';
 
+/**
+ * Issuer tables by point, per thread: a CRL refresh builds a new trust state
+ * but keeps the CAs, so their tables are built once. Only configured CA keys
+ * come here; the bound is a safety net against a reload loop of new CAs.
+ */
+const issuerVerifiers = new Map<string, object>();
+const MAX_ISSUER_TABLES = 32;
+
 export class P256Key {
   private keyObject: KeyObject | undefined;
   /** The native path's key (createVerifier), when that path runs. */
@@ -38,6 +46,25 @@ export class P256Key {
     } catch {
       return undefined;
     }
+  }
+
+  /**
+   * Verifies with a precomputed table for this key from now on (native path
+   * only): for a configured CA, whose key checks every new client's
+   * certificate. Never for a key a packet brings: a table costs ≈40 ms.
+   */
+  useIssuerTable(): void {
+    const native = p256Engine.native;
+    if (!native) return;
+    const id = this.point.toString('latin1');
+    let verifier = issuerVerifiers.get(id);
+    if (verifier === undefined) {
+      verifier = native.createIssuerVerifier(this.point) ?? undefined;
+      if (verifier === undefined) return;
+      if (issuerVerifiers.size >= MAX_ISSUER_TABLES) issuerVerifiers.clear();
+      issuerVerifiers.set(id, verifier);
+    }
+    this.nativeVerifier = verifier;
   }
 
   /** node:crypto's form, for anything outside the packet path. */

@@ -3,6 +3,7 @@ export {
   checkClientCertificate,
   createTrustState,
   defaultCacheSize,
+  prepareIssuerTables,
   trustCacheStats,
   trustReasons,
   type ClientIdentity,

@@ -145,6 +145,17 @@ export function createTrustState(options: TrustOptions): TrustState {
   });
 }
 
+/**
+ * Gives the configured CAs' P-256 keys their precomputed tables, so that a
+ * new client's certificate verifies in about a third of the time. For the
+ * threads that judge knocks: ≈40 ms per CA once per thread, ≈150 KB each.
+ */
+export function prepareIssuerTables(authorities: TrustAuthorities): void {
+  for (const authority of [...authorities.anchors, ...authorities.intermediates.map((intermediate) => intermediate.certificate)]) {
+    authority.p256Key?.useIssuerTable();
+  }
+}
+
 export function trustCacheStats(state: TrustState): CacheStats {
   return state.cache.stats();
 }

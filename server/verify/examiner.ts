@@ -8,7 +8,7 @@
 import type { KeyObject } from 'node:crypto';
 import { createServerContext, type ServerContext } from '../../client-lib/protocol/index.js';
 import { ReplayCache } from '../replay-cache.js';
-import { createTrustState, type TrustOptions, type TrustState } from '../trust/index.js';
+import { createTrustState, prepareIssuerTables, type TrustOptions, type TrustState } from '../trust/index.js';
 import { BoundedCache } from '../trust/verified-cache.js';
 import { examineKnock, type CapturedKnock, type Examination, type ExaminerState, type VerifierSettings } from './pipeline.js';
 
@@ -53,6 +53,13 @@ function withEcdhCache(context: ServerContext, capacity: number): ServerContext 
   return { ...context, agree };
 }
 
+/** A trust state for a verifier: its CAs verify new clients' certificates with precomputed tables. */
+function judgingTrustState(options: TrustOptions): TrustState {
+  const state = createTrustState(options);
+  prepareIssuerTables(state);
+  return state;
+}
+
 /** A replay view that never remembers: for a verifier told not to keep one. */
 const forgetfulReplayView = { has: () => false };
 
@@ -65,14 +72,14 @@ export class Examiner {
   constructor(options: ExaminerOptions) {
     this.server = withEcdhCache(createServerContext(options.serverPrivateKey, options.serverCertificateDer), options.ecdhCacheSize ?? DEFAULT_ECDH_CACHE_SIZE);
     this.settings = options.settings;
-    this.trust = createTrustState(options.trust);
+    this.trust = judgingTrustState(options.trust);
     const replayCapacity = options.advisoryReplayCapacity ?? DEFAULT_ADVISORY_REPLAY_CAPACITY;
     this.advisoryReplay = replayCapacity > 0 ? new ReplayCache(replayCapacity) : undefined;
   }
 
   /** A new trust state (new CRL or CAs) for every knock examined from now on; its cache starts empty. */
   updateTrust(options: TrustOptions): void {
-    this.trust = createTrustState(options);
+    this.trust = judgingTrustState(options);
   }
 
   examine(knocks: readonly TimedKnock[]): Examination[] {

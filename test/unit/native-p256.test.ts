@@ -36,6 +36,36 @@ function p256Signer() {
   return { privateKey, publicKey, point, spki };
 }
 
+const orderValue = BigInt(`0x${ORDER.toString('hex')}`);
+
+function compressed(point: Buffer): Buffer {
+  return Buffer.concat([Buffer.of(2 + (point[64]! & 1)), point.subarray(1, 33)]);
+}
+
+/** DER INTEGER content of a non-negative value: minimal, with a 0x00 before a high bit. */
+function integerBytes(value: bigint): Buffer {
+  const hex = value.toString(16);
+  const bytes = Buffer.from(hex.length % 2 === 1 ? `0${hex}` : hex, 'hex');
+  return bytes[0]! >= 0x80 ? Buffer.concat([Buffer.of(0), bytes]) : bytes;
+}
+
+/** ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }, short-form lengths (a P-256 signature fits). */
+function derSignature(r: bigint, s: bigint): Buffer {
+  const parts = [r, s].map((value) => {
+    const content = integerBytes(value);
+    return Buffer.concat([Buffer.of(0x02, content.length), content]);
+  });
+  const body = Buffer.concat(parts);
+  return Buffer.concat([Buffer.of(0x30, body.length), body]);
+}
+
+function signatureNumbers(signature: Buffer): { r: bigint; s: bigint } {
+  const rLength = signature[3]!;
+  const r = signature.subarray(4, 4 + rLength);
+  const s = signature.subarray(6 + rLength, 6 + rLength + signature[5 + rLength]!);
+  return { r: BigInt(`0x${r.toString('hex')}`), s: BigInt(`0x${s.toString('hex')}`) };
+}
+
 function nodeAcceptsPoint(point: Buffer): boolean {
   const spkiPrefix = Buffer.from(point.length === 65 ? '3059301306072a8648ce3d020106082a8648ce3d030107034200' : '3039301306072a8648ce3d020106082a8648ce3d030107032200', 'hex');
   try {
@@ -149,6 +179,66 @@ describe('native P-256 agrees with node:crypto', () => {
     expect(native.verify(key, message, Buffer.concat([signature, Buffer.of(0)]))).toBe(false);
   });
 
+  it('verifies with an issuer table (a CA key) exactly as verify() does: good, damaged, foreign and high-S signatures (seeded)', () => {
+    const signer = p256Signer();
+    const other = p256Signer();
+    const table = native.createIssuerVerifier(signer.point)!;
+    const compressedTable = native.createIssuerVerifier(compressed(signer.point))!;
+    const otherTable = native.createIssuerVerifier(other.point)!;
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 1200 }), fc.nat(), fc.nat(), (message, flipAt, byteValue) => {
+        const signature = sign('sha256', message, signer.privateKey);
+        const { r, s } = signatureNumbers(signature);
+        // ECDSA does not insist on low S: (r, n − s) is the same signature to OpenSSL.
+        const highS = derSignature(r, orderValue - s);
+        const damaged = Buffer.from(signature);
+        damaged[flipAt % damaged.length] = byteValue % 256;
+        const changed = Buffer.from(message);
+        if (changed.length > 0) changed[flipAt % changed.length]! ^= 1;
+        for (const [bytes, candidate] of [[message, signature], [message, highS], [message, damaged], [changed, signature]] as const) {
+          const reference = verify('sha256', bytes, signer.publicKey, candidate);
+          expect(native.verify(table, bytes, candidate)).toBe(reference);
+          expect(native.verify(compressedTable, bytes, candidate)).toBe(reference);
+        }
+        expect(native.verify(table, message, highS)).toBe(true);
+        expect(native.verify(otherTable, message, signature)).toBe(false);
+      }),
+      { seed: SEED, numRuns: 200 },
+    );
+  });
+
+  it('refuses with an issuer table what ECDSA_verify refuses: r or s of 0, n or above, non-canonical DER, trailing bytes', () => {
+    const signer = p256Signer();
+    const table = native.createIssuerVerifier(signer.point)!;
+    const message = randomBytes(300);
+    const signature = sign('sha256', message, signer.privateKey);
+    const { r, s } = signatureNumbers(signature);
+    const longForm = Buffer.concat([Buffer.of(0x30, 0x81, signature[1]!), signature.subarray(2)]);
+    const refused = [
+      derSignature(0n, s),
+      derSignature(r, 0n),
+      derSignature(r + orderValue, s),
+      derSignature(r, s + orderValue),
+      derSignature(orderValue, s),
+      longForm,
+      Buffer.concat([signature, Buffer.of(0)]),
+      Buffer.alloc(0),
+      Buffer.alloc(80, 0x30),
+    ];
+    for (const candidate of refused) {
+      expect(native.verify(table, message, candidate)).toBe(false);
+      expect(verify('sha256', message, signer.publicKey, candidate)).toBe(false);
+    }
+    expect(native.verify(table, message, signature)).toBe(true);
+  });
+
+  it('builds an issuer table only for a point on P-256', () => {
+    expect(native.createIssuerVerifier(Buffer.concat([Buffer.of(4), FIELD_PRIME, Buffer.alloc(32)]))).toBeNull();
+    expect(native.createIssuerVerifier(Buffer.alloc(65))).toBeNull();
+    expect(native.createIssuerVerifier(Buffer.concat([Buffer.of(2), FIELD_PRIME]))).toBeNull();
+    expect(() => native.derive(native.createIssuerVerifier(p256Signer().point)!, Buffer.alloc(65))).toThrow(expect.objectContaining({ code: 'SKNOCK_NATIVE_ARGUMENT' }));
+  });
+
   it('computes the same HMAC-SHA256 and HKDF-SHA256 as node:crypto (seeded)', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 100 }), fc.uint8Array({ maxLength: 1300 }), fc.uint8Array({ maxLength: 80 }), fc.integer({ min: 1, max: 300 }), (key, data, info, length) => {
@@ -249,14 +339,14 @@ describe('the switch to node:crypto', () => {
     }
   });
 
-  it('an addon built from older sources (no createVerifier) falls back to node:crypto, and says what is missing', () => {
+  it('an addon built from older sources (no createIssuerVerifier) falls back to node:crypto, and says what is missing', () => {
     const native = nativeP256();
     // The addon's functions are not enumerable: copy them by name, all but one.
-    const names = ['createAgreement', 'derive', 'verify', 'hmacSha256', 'hkdfSha256', 'aes256GcmOpen', 'opensslVersion'] as const;
+    const names = ['createVerifier', 'createAgreement', 'derive', 'verify', 'hmacSha256', 'hkdfSha256', 'aes256GcmOpen', 'opensslVersion'] as const;
     const outdated = Object.fromEntries(names.map((name) => [name, native[name]])) as Partial<NativeP256>;
     const engine = engineOf(outdated);
     expect(engine.native).toBeUndefined();
-    expect(engine.description).toBe('node:crypto (native addon outdated, lacks createVerifier: npm run build:native)');
+    expect(engine.description).toBe('node:crypto (native addon outdated, lacks createIssuerVerifier: npm run build:native)');
     expect(engineOf(nativeP256()).native).toBeDefined();
   });
 });

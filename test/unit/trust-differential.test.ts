@@ -9,13 +9,15 @@
 import { webcrypto } from 'node:crypto';
 import * as pkijs from 'pkijs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { checkClientCertificate, createTrustState, parseCrl, type TrustState } from '../../server/trust/index.js';
+import { checkClientCertificate, createTrustState, parseCrl, prepareIssuerTables, type TrustState } from '../../server/trust/index.js';
 import { createCertificateZoo, type CertificateZoo } from '../helpers/cert-zoo.js';
 
 const chainCases = ['valid', 'expired', 'notYetValid', 'ofOtherCa', 'selfSigned', 'revoked', 'badSignature'] as const;
 
 let zoo: CertificateZoo;
 let trust: TrustState;
+/** The same state as the verifiers use it: the CA's key with its precomputed table (native path). */
+let trustWithTables: TrustState;
 
 beforeAll(async () => {
   pkijs.setEngine('node', new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto as unknown as pkijs.CryptoEngineParameters['crypto'] }));
@@ -23,6 +25,8 @@ beforeAll(async () => {
   const crl = parseCrl(zoo.crls.current, [zoo.ca.der]);
   if (!crl.ok) throw new Error(crl.reason);
   trust = createTrustState({ caCertificates: [zoo.ca.der], crl: crl.value, crlPolicy: 'require' });
+  trustWithTables = createTrustState({ caCertificates: [zoo.ca.der], crl: crl.value, crlPolicy: 'require' });
+  prepareIssuerTables(trustWithTables);
 });
 
 async function pkijsAccepts(der: Buffer): Promise<{ result: boolean; resultMessage: string }> {
@@ -40,8 +44,10 @@ describe('trust module vs pkijs chain validation', () => {
   for (const name of chainCases) {
     it(`agrees on the "${name}" client certificate`, async () => {
       const ours = checkClientCertificate(trust, zoo.clients[name].der, undefined, zoo.now.getTime());
+      const oursWithTables = checkClientCertificate(trustWithTables, zoo.clients[name].der, undefined, zoo.now.getTime());
       const theirs = await pkijsAccepts(zoo.clients[name].der);
       expect({ ours: ours.ok, theirs: theirs.result }).toEqual({ ours: name === 'valid', theirs: name === 'valid' });
+      expect(oursWithTables).toEqual(ours);
     });
   }
 
