@@ -168,7 +168,7 @@ static EC_POINT *decode_point(const EC_GROUP *group, const unsigned char *data, 
   if (!uncompressed && !compressed) return NULL;
   EC_POINT *point = EC_POINT_new(group);
   if (point == NULL) {
-    // Out of memory: the error must not stay queued for the next, unrelated call on this thread.
+    /* Out of memory: the error must not stay queued for the next, unrelated call on this thread. */
     ERR_clear_error();
     return NULL;
   }
@@ -371,7 +371,12 @@ static napi_value verify(napi_env env, napi_callback_info info) {
   if (!arguments_of(env, info, 3, argv)) return NULL;
   bool from_table = false;
   void *handle = NULL;
-  if (napi_check_object_type_tag(env, argv[0], &ISSUER_VERIFIER_TAG, &from_table) != napi_ok) from_table = false;
+  napi_valuetype type = napi_undefined;
+  /* Only an external is asked for its tag: napi_check_object_type_tag would throw for undefined or null. */
+  if (napi_typeof(env, argv[0], &type) == napi_ok && type == napi_external &&
+      napi_check_object_type_tag(env, argv[0], &ISSUER_VERIFIER_TAG, &from_table) != napi_ok) {
+    from_table = false;
+  }
   if (from_table) {
     if (napi_get_value_external(env, argv[0], &handle) != napi_ok) return throw_type_error(env, "expected a verifier from createVerifier()");
   } else {

@@ -292,6 +292,8 @@ describe('native P-256 agrees with node:crypto', () => {
     expect(() => native.verify(agreement, Buffer.alloc(1), Buffer.alloc(8))).toThrow(expected);
     expect(() => native.derive({}, Buffer.alloc(65))).toThrow(expected);
     expect(() => native.verify({}, Buffer.alloc(1), Buffer.alloc(8))).toThrow(expected);
+    expect(() => native.verify(undefined as unknown as object, Buffer.alloc(1), Buffer.alloc(8))).toThrow(expected);
+    expect(() => native.verify(null as unknown as object, Buffer.alloc(1), Buffer.alloc(8))).toThrow(expected);
   });
 
   it('loads and works in a worker thread too (one instance per thread)', async () => {
