@@ -226,7 +226,7 @@ export async function startServer(
         return;
       }
       const datagram = decoded.value;
-      // The frame is capture's private copy, so the payload needs no copy of its own.
+      // A view of capture's reused buffer: the hold and the pool copy what they keep.
       const { payload } = datagram;
       const knock = { datagram: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), source: datagram.source, frameLength: datagram.originalFrameLength };
       held.submit(knock, Date.now());

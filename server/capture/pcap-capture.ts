@@ -1,10 +1,11 @@
 /**
  * The IO edge: libpcap through the `cap` native addon, one handle per
- * interface. Frames leave here as private copies; decoding is frames.ts.
+ * interface. Frames leave here as views of cap's buffer; decoding is frames.ts.
  *
  * Facts about cap 0.2.1 this module works around (measured, see the tests):
- * - it fills ONE Buffer for every packet, so each frame is copied before the
- *   callback returns;
+ * - it fills ONE Buffer for every packet: the callback gets a view of it,
+ *   valid until it returns (junk is read in place, never copied; what is kept
+ *   is copied by the keeper, see detachKnock);
  * - a failed open() leaves a half-built handle whose destructor crashes the
  *   process when it is garbage-collected, so failed handles are kept alive;
  * - it switches on immediate mode only when dlopen("libpcap.so") works (the
@@ -27,9 +28,9 @@ export interface CaptureOptions {
   readonly interfaces: readonly string[];
   /** A BPF expression (see filter.ts). */
   readonly filter: string;
-  /** libpcap's kernel ring size in bytes; 4 MiB when omitted. */
+  /** libpcap's kernel ring size in bytes; DEFAULT_CAPTURE_BUFFER_SIZE when omitted. */
   readonly bufferSize?: number;
-  /** Called synchronously per frame with a private copy of it. */
+  /** Called synchronously per frame with a view of it that cap reuses for the next one: copy what outlives the call. */
   readonly onPacket: (linkType: number, frame: Buffer, interfaceName: string) => void;
   /** Receives what onPacket threw; capture goes on. */
   readonly onError: (error: SknockError<'SKNOCK_CAPTURE_CALLBACK'>) => void;
@@ -161,8 +162,8 @@ function openOne(cap: CapModule, interfaceName: string, options: CaptureOptions,
     throw new SknockError('SKNOCK_CAPTURE_OPEN', `cannot capture on "${interfaceName}": unexpected link type "${capLinkType}"`);
   }
   handle.on('packet', (byteCount) => {
-    // cap overwrites `shared` with the next packet: the callee gets its own copy.
-    const frame = Buffer.from(shared.subarray(0, byteCount));
+    // cap overwrites `shared` with the next packet: the callee copies what it keeps.
+    const frame = shared.subarray(0, byteCount);
     try {
       options.onPacket(linkType, frame, interfaceName);
     } catch (error) {

@@ -16,7 +16,7 @@ import type { ReplayCache } from '../replay-cache.js';
 import type { TrustOptions, TrustState } from '../trust/index.js';
 import { Examiner, reviveExamination, trustOptionsOf, type ExaminerOptions, type TimedKnock } from './examiner.js';
 import { FairQueue, sourceKeyOf } from './fair-queue.js';
-import { decideReplay, refuse, type CapturedKnock, type Examination, type Verdict } from './pipeline.js';
+import { decideReplay, detachKnock, refuse, type CapturedKnock, type Examination, type Verdict } from './pipeline.js';
 import { packKnocks, type FromWorker, type ToWorker } from './worker-messages.js';
 
 /** One verifier the pool feeds: a worker thread, or an examiner on the calling thread. */
@@ -106,7 +106,8 @@ export class VerificationPool {
   /**
    * Queues a captured knock judged as of `receivedAtMs`. Never blocks and
    * never throws; false when the knock (or nothing, if another source's
-   * knock made room) was dropped. The datagram must not change afterwards.
+   * knock made room) was dropped. The datagram may be a view the caller
+   * reuses once this returns: what is queued is a copy.
    */
   submit(knock: CapturedKnock, receivedAtMs: number): boolean {
     this.counters.received += 1;
@@ -125,7 +126,7 @@ export class VerificationPool {
         return true;
       }
     }
-    const timed: TimedKnock = { datagram: knock.datagram, source: knock.source, frameLength: knock.frameLength, receivedAtMs };
+    const timed: TimedKnock = { ...detachKnock(knock), receivedAtMs };
     const dropped = this.queue.push(sourceKeyOf(knock.source), timed);
     if (dropped !== undefined) this.dropped['queue-full'] += 1;
     this.counters.queuedPeak = Math.max(this.counters.queuedPeak, this.queue.size);

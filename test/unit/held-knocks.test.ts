@@ -96,6 +96,18 @@ describe('knocks held during the start refresh of the CRL', () => {
     await pool.close();
   });
 
+  it('holds a copy of each knock: the buffer capture reuses may change while it waits', async () => {
+    const { pool, hold, verdicts } = startingServer(8);
+    const valid = knockFromAlice('198.18.0.2');
+    const reused = Buffer.from(valid.datagram);
+    hold.submit({ ...valid, datagram: reused }, now);
+    reused.fill(0);
+    hold.release();
+    await pool.idle();
+    expect(verdicts).toMatchObject([{ source: '198.18.0.2', verdict: { accepted: true } }]);
+    await pool.close();
+  });
+
   it('holds at most its capacity, drops from the heaviest source and counts every drop', async () => {
     const { pool, hold, verdicts } = startingServer(4);
     // Copies of one valid knock pass the cheap checks (mac1 is not a signature): a replaying flooder.

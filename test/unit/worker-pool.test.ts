@@ -259,6 +259,24 @@ describe('verification pool: replay exactness and trust updates (real verifiers)
     });
   }
 
+  for (const kind of ['in-process', 'worker'] as const) {
+    it(`queues a copy of each knock (${kind} lane): the caller may reuse its buffer at once, as capture does`, async () => {
+      const { pool, verdicts } = realPool(kind, 1, trustState(true));
+      const reused = Buffer.alloc(2048);
+      const submitFrom = (knock: CapturedKnock) => {
+        knock.datagram.copy(reused);
+        pool.submit({ ...knock, datagram: reused.subarray(0, knock.datagram.length) }, now);
+      };
+      // maxBatch 1 and one lane: the second and third knocks wait in the queue while the buffer is overwritten.
+      submitFrom(knockFrom('alice'));
+      submitFrom(knockFrom('alice', '198.18.0.3'));
+      submitFrom(knockFrom('mallory', '198.18.0.4'));
+      reused.fill(0);
+      await pool.idle();
+      expect(verdicts.map((verdict) => (verdict.accepted ? 'accepted' : verdict.reason))).toEqual(['accepted', 'accepted', 'revoked']);
+    });
+  }
+
   it('refuses a knock whose replay entry cannot be written, as a verdict, not an unhandled rejection', async () => {
     const folder = mkdtempSync(path.join(tmpdir(), 'sknock-journal-'));
     try {
