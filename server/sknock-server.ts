@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=2
+#!/usr/bin/env -S node --max-semi-space-size=1 --heap-growing-percent=10
 /** sknock-server: run the daemon, check a configuration, or show the CRL state. */
 import { SknockError } from '../client-lib/errors.js';
 import { isEntryPoint } from '../client-lib/entry-point.js';

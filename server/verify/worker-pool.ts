@@ -246,7 +246,8 @@ export class VerificationPool {
 /** The worker entry beside this module (in dist/ next to the compiled pool). */
 export const VERIFY_WORKER_SCRIPT = new URL('./verify-worker.js', import.meta.url);
 
-const WORKER_YOUNG_GENERATION_MB = 8;
+/** Two 1 MB semi-spaces, as SERVER_NODE_FLAGS give every isolate (the flag wins where both are set). */
+const WORKER_YOUNG_GENERATION_MB = 3;
 
 /** A lane on a worker thread of its own. */
 export class WorkerLane implements VerifierLane {
