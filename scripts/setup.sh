@@ -29,9 +29,18 @@ if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules
   npm ci --no-audit --no-fund
 fi
 
-# The native P-256 path (native/): npm ci builds it; rebuilt here if it went missing or its source changed.
-if [[ ! -f native/build/Release/sknock_p256.node || native/sknock_p256.c -nt native/build/Release/sknock_p256.node ]]; then
-  echo "setup: building the native P-256 addon"
+# The native addons (native/: the P-256 path, the capture ring's drop counter): npm ci builds them;
+# rebuilt here if one went missing or its source changed.
+native_outdated() {
+  local name
+  for name in sknock_p256:sknock_p256 sknock_packet_stats:packet_stats; do
+    local addon="native/build/Release/${name%%:*}.node" source="native/${name##*:}.c"
+    if [[ ! -f $addon || $source -nt $addon ]]; then return 0; fi
+  done
+  return 1
+}
+if native_outdated; then
+  echo "setup: building the native addons"
   npm run --silent build:native >/dev/null
 fi
 

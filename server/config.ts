@@ -28,7 +28,7 @@ export const COMMAND_PLACEHOLDERS = ['address', 'protocol', 'port', 'seconds'] a
 /** An argv template: the program, then its arguments, each possibly holding placeholders. */
 export type CommandTemplate = readonly string[];
 
-const MEBIBYTE = 1024 * 1024;
+export const MEBIBYTE = 1024 * 1024;
 
 export interface PortRange {
   readonly from: number;

@@ -10,8 +10,8 @@ import { SknockError } from '../client-lib/errors.js';
 import { p256Engine } from '../client-lib/native-p256.js';
 import { caCertificatesOf, loadPkcs12File } from '../client-lib/pkcs12.js';
 import { createServerContext } from '../client-lib/protocol/index.js';
-import { buildCaptureFilter, decodeFrame, openCapture } from './capture/index.js';
-import type { ServerConfig } from './config.js';
+import { buildCaptureFilter, decodeFrame, openCapture, type RingStatistics } from './capture/index.js';
+import { MEBIBYTE, type ServerConfig } from './config.js';
 import { describeCrlAt, readCrlFile } from './crl-file.js';
 import { CrlRefresher, prepareCrlFile, type CrlSources } from './crl-refresh.js';
 import { crlStatusFileFor, crlStatusRecord, openCrlStatusWriter } from './crl-status.js';
@@ -126,9 +126,14 @@ function logVerdict(logger: Logger, source: string, verdict: Verdict): void {
   }
 }
 
-/** One line of verification counters: drops by reason, rejections by reason, the queue's high-water mark. */
-function logVerifyStats(logger: Logger, stats: PoolStats): void {
-  logger.info('verify-stats', { ...stats, rejected: JSON.stringify(stats.rejected), dropped: JSON.stringify(stats.dropped) });
+/**
+ * One line of verification counters: drops by reason, rejections by reason,
+ * the queue's high-water mark, and what the kernel's capture rings took and
+ * dropped when full (before the server saw it), when that can be counted.
+ */
+function logVerifyStats(logger: Logger, stats: PoolStats, ring: RingStatistics | undefined): void {
+  const ringCounts = ring === undefined ? {} : { ringPackets: ring.packets, ringDropped: ring.dropped };
+  logger.info('verify-stats', { ...stats, rejected: JSON.stringify(stats.rejected), dropped: JSON.stringify(stats.dropped), ...ringCounts });
 }
 
 /**
@@ -203,15 +208,6 @@ export async function startServer(
     },
     onError: (error) => logger.error('verifier-failed', { error: error.message }),
   });
-  let loggedStats: PoolStats | undefined;
-  const statsTimer = setInterval(() => {
-    const stats = verifiers.stats();
-    if (stats.received === loggedStats?.received) return;
-    loggedStats = stats;
-    logVerifyStats(logger, stats);
-  }, VERIFY_STATS_INTERVAL_MS);
-  statsTimer.unref();
-
   const frameRejections = new Map<string, number>();
   // Until the start refresh of the CRL is done, knocks that pass the cheap checks wait here: none is judged with an outdated CRL.
   const held = new KnockHold(verifiers, mac1Key, KNOCKS_HELD_AT_START);
@@ -236,6 +232,24 @@ export async function startServer(
   if (!capture.immediateMode) {
     logger.warn('capture-not-immediate', { detail: 'libpcap immediate mode unavailable (is libpcap-dev installed?): knocks may wait up to 1 s' });
   }
+  let loggedStats: PoolStats | undefined;
+  let warnedRingDrops = 0;
+  const statsTimer = setInterval(() => {
+    const ring = capture.ringStatistics();
+    if (ring !== undefined && ring.dropped > warnedRingDrops) {
+      logger.warn('capture-ring-full', {
+        dropped: ring.dropped - warnedRingDrops,
+        captureBufferMB: config.capture.bufferBytes / MEBIBYTE,
+        consequence: 'the kernel dropped these packets, legitimate knocks among them, before the server saw them: raise captureBufferMB if floods are expected',
+      });
+      warnedRingDrops = ring.dropped;
+    }
+    const stats = verifiers.stats();
+    if (stats.received === loggedStats?.received) return;
+    loggedStats = stats;
+    logVerifyStats(logger, stats, ring);
+  }, VERIFY_STATS_INTERVAL_MS);
+  statsTimer.unref();
 
   dropPrivileges(user);
   // The policy goes in only once everything that can fail at start has succeeded:
@@ -305,12 +319,13 @@ export async function startServer(
     stopping ??= (async () => {
       logger.info('stopping', { reason });
       crlRefresher.stop();
+      const ring = capture.ringStatistics();
       capture.close();
       clearInterval(statsTimer);
       await verifiers.close();
       // No knock is decided any more: a compaction still scheduled finds the journal closed and does nothing.
       replay.close();
-      logVerifyStats(logger, verifiers.stats());
+      logVerifyStats(logger, verifiers.stats(), ring);
       await grants.settled();
       try {
         await firewall.stop();
@@ -335,6 +350,7 @@ export async function startServer(
     crlPolicy: config.crl.policy,
     workers: verifiers.stats().lanes,
     crypto: p256Engine.description,
+    captureRingDrops: capture.ringStatistics() === undefined ? 'not counted (native/ addon not built: npm run build:native)' : 'counted',
     user: user.name,
     pid: process.pid,
   });

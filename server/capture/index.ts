@@ -10,3 +10,4 @@ export {
   type CaptureErrorCode,
   type CaptureOptions,
 } from './pcap-capture.js';
+export type { RingStatistics } from './packet-statistics.js';

@@ -20,6 +20,7 @@ import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { SknockError } from '../../client-lib/errors.js';
 import { LinkType } from './frames.js';
+import { openPacketSockets, RingCounter, type RingStatistics } from './packet-statistics.js';
 
 export type CaptureErrorCode = 'SKNOCK_CAPTURE_OPEN' | 'SKNOCK_CAPTURE_CALLBACK';
 
@@ -41,6 +42,12 @@ export interface Capture {
   readonly linkTypes: ReadonlyMap<string, number>;
   /** False when cap could not enable immediate mode: knocks may then wait up to 1 s. */
   readonly immediateMode: boolean;
+  /**
+   * Packets the kernel rings took and dropped (ring full) since open, over
+   * all handles; undefined when they cannot be counted (native/ not built)
+   * and after close().
+   */
+  ringStatistics(): RingStatistics | undefined;
   /** Stops every handle; safe to call twice. */
   close(): void;
 }
@@ -117,6 +124,7 @@ export function openCapture(options: CaptureOptions): Capture {
   const bufferSize = options.bufferSize ?? DEFAULT_CAPTURE_BUFFER_SIZE;
   const handles: CapHandle[] = [];
   const linkTypes = new Map<string, number>();
+  const ringSockets: number[] = [];
   const closeAll = (): void => {
     for (const handle of handles.splice(0)) handle.close();
   };
@@ -125,7 +133,10 @@ export function openCapture(options: CaptureOptions): Capture {
       if (!known.has(interfaceName)) {
         throw new SknockError('SKNOCK_CAPTURE_OPEN', `capture interface "${interfaceName}" does not exist here (see \`ip link\`; "any" captures on all)`);
       }
+      // libpcap's socket for this handle: the packet socket that was not open before.
+      const before = openPacketSockets();
       const { handle, linkType } = openOne(cap, interfaceName, options, bufferSize);
+      ringSockets.push(...[...openPacketSockets()].filter((descriptor) => !before.has(descriptor)));
       handles.push(handle);
       linkTypes.set(interfaceName, linkType);
     }
@@ -133,7 +144,8 @@ export function openCapture(options: CaptureOptions): Capture {
     closeAll();
     throw error;
   }
-  return { linkTypes, immediateMode: capCanUseImmediateMode(), close: closeAll };
+  const ringCounter = new RingCounter(ringSockets);
+  return { linkTypes, immediateMode: capCanUseImmediateMode(), close: closeAll, ringStatistics: () => (handles.length > 0 ? ringCounter.read() : undefined) };
 }
 
 function checkInterfaceList(interfaces: readonly string[]): void {

@@ -327,6 +327,42 @@ describeWithNamespaces('openCapture in this process on loopback', () => {
     expect(keptFirst.ok && Buffer.from(keptFirst.value.payload)).toEqual(Buffer.alloc(900, 0xbb));
   });
 
+  it('counts what the kernel ring took, and what it dropped while full, and nothing after close', async () => {
+    let frames = 0;
+    capture = openCapture({ interfaces: ['lo'], filter, bufferSize: 1024 * 1024, onPacket: () => void (frames += 1), onError: () => undefined });
+    expect(capture.ringStatistics()).toEqual({ packets: 0, dropped: 0 });
+    await sendToLoopback([Buffer.alloc(900, 1)]);
+    await until('1 frame', () => frames >= 1);
+    // On lo the ring takes each datagram twice, leaving and arriving; libpcap hands on the arriving copy only.
+    expect(capture.ringStatistics()).toEqual({ packets: 2, dropped: 0 });
+
+    // Another process sends while this thread, capture's only reader, is blocked: the ring (a few
+    // dozen 64 KB slots at loopback's MTU) fills and the kernel drops the rest.
+    const sent = 2000;
+    const sender = spawn(process.execPath, [
+      '-e',
+      `const socket = require('node:dgram').createSocket('udp4'); let left = ${sent};
+       const next = () => (left-- > 0 ? socket.send(Buffer.alloc(900, 2), ${port}, '127.0.0.1', next) : socket.close()); next();`,
+    ]);
+    const exited = new Promise((resolve) => sender.once('exit', resolve));
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1500);
+    expect(await exited).toBe(0);
+    const afterFlood = capture.ringStatistics()!;
+    expect(afterFlood.packets).toBe(2 * (1 + sent));
+    expect(afterFlood.dropped).toBeGreaterThan(0);
+    let seen = -1;
+    await until('the ring drained', () => {
+      const drained = frames === seen;
+      seen = frames;
+      return drained;
+    });
+    expect(frames).toBeLessThan(1 + sent);
+    expect(capture.ringStatistics()).toEqual(afterFlood);
+
+    capture.close();
+    expect(capture.ringStatistics()).toBeUndefined();
+  });
+
   it('reports a throwing handler through onError and keeps capturing', async () => {
     const errors: unknown[] = [];
     let calls = 0;

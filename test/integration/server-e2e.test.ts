@@ -137,5 +137,17 @@ for (const backend of ['nftables', 'iptables'] as const) {
       const uids = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(status);
       expect(uids?.slice(1).map(Number)).toEqual([65534, 65534, 65534, 65534]);
     });
+
+    it('counts what its capture ring took and dropped, and logs it when it stops', async () => {
+      expect(server.lines.find((line) => line.event === 'ready')).toMatchObject({ captureRingDrops: 'counted' });
+      const before = server.decisions().length;
+      await sendFromClient(net, TestNetwork.serverIPv4, 45003, craftedKnock({}));
+      await server.decision(before + 1);
+      await server.stop();
+      const finalStats = server.lines.filter((line) => line.event === 'verify-stats').at(-1);
+      expect(finalStats).toMatchObject({ ringDropped: 0 });
+      expect(Number(finalStats?.ringPackets)).toBeGreaterThanOrEqual(Number(finalStats?.received));
+      expect(Number(finalStats?.received)).toBeGreaterThan(0);
+    });
   });
 }
