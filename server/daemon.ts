@@ -43,6 +43,8 @@ export interface RunningServer {
   replaceTrust(trust: TrustState): Promise<void>;
   /** SIGHUP: reload the configuration's CRL settings and the trust material, then refresh the CRL at once. */
   reload(): Promise<void>;
+  /** SIGUSR2: the verify-stats line now (it also comes every minute when knocks arrived). */
+  logStats(): void;
 }
 
 function crlSourcesOf(config: ServerConfig, caCertificates: readonly Buffer[]): CrlSources {
@@ -234,7 +236,7 @@ export async function startServer(
   }
   let loggedStats: PoolStats | undefined;
   let warnedRingDrops = 0;
-  const statsTimer = setInterval(() => {
+  const logStats = (always: boolean): void => {
     const ring = capture.ringStatistics();
     if (ring !== undefined && ring.dropped > warnedRingDrops) {
       logger.warn('capture-ring-full', {
@@ -245,10 +247,11 @@ export async function startServer(
       warnedRingDrops = ring.dropped;
     }
     const stats = verifiers.stats();
-    if (stats.received === loggedStats?.received) return;
+    if (!always && stats.received === loggedStats?.received) return;
     loggedStats = stats;
     logVerifyStats(logger, stats, ring);
-  }, VERIFY_STATS_INTERVAL_MS);
+  };
+  const statsTimer = setInterval(() => logStats(false), VERIFY_STATS_INTERVAL_MS);
   statsTimer.unref();
 
   dropPrivileges(user);
@@ -354,5 +357,5 @@ export async function startServer(
     user: user.name,
     pid: process.pid,
   });
-  return { stopped, stop, replaceTrust: (next) => verifiers.updateTrust(next), reload };
+  return { stopped, stop, replaceTrust: (next) => verifiers.updateTrust(next), reload, logStats: () => (stopping === undefined ? logStats(true) : undefined) };
 }

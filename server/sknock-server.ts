@@ -71,6 +71,8 @@ export async function runSknockServer(argv: readonly string[], output: Output): 
     // Registered before the start: SIGHUP's default action would end the process.
     let server: RunningServer | undefined;
     process.on('SIGHUP', () => (server === undefined ? logger.info('sighup-during-start', { detail: 'the start loads everything anyway' }) : void server.reload()));
+    // Likewise for SIGUSR2 (stats on demand), whose default action ends the process too.
+    process.on('SIGUSR2', () => server?.logStats());
     server = await startServer(config, logger, args.overrides);
     waitForSignals(server);
     await server.stopped;

@@ -138,11 +138,15 @@ for (const backend of ['nftables', 'iptables'] as const) {
       expect(uids?.slice(1).map(Number)).toEqual([65534, 65534, 65534, 65534]);
     });
 
-    it('counts what its capture ring took and dropped, and logs it when it stops', async () => {
+    it('counts what its capture ring took and dropped, logs it on SIGUSR2 and when it stops', async () => {
       expect(server.lines.find((line) => line.event === 'ready')).toMatchObject({ captureRingDrops: 'counted' });
       const before = server.decisions().length;
       await sendFromClient(net, TestNetwork.serverIPv4, 45003, craftedKnock({}));
       await server.decision(before + 1);
+      const statsBefore = server.lines.filter((line) => line.event === 'verify-stats').length;
+      process.kill(server.pid, 'SIGUSR2');
+      await server.waitFor(() => server.lines.filter((line) => line.event === 'verify-stats').length > statsBefore);
+      expect(server.lines.filter((line) => line.event === 'verify-stats').at(-1)).toMatchObject({ ringDropped: 0 });
       await server.stop();
       const finalStats = server.lines.filter((line) => line.event === 'verify-stats').at(-1);
       expect(finalStats).toMatchObject({ ringDropped: 0 });
