@@ -24,6 +24,7 @@ export class BenchDaemon {
   readonly events = new Map<string, number>();
   /** The last verify-stats line: the pool's counters (drops and rejections by reason). */
   lastVerifyStats: Record<string, unknown> | undefined;
+  private verifyStatsLines = 0;
   private readonly waiters = new Set<() => void>();
   private lastLines: string[] = [];
 
@@ -35,7 +36,10 @@ export class BenchDaemon {
         const event = line.reason === undefined ? (line.event ?? 'unknown') : `${line.event}:${line.reason}`;
         this.events.set(event, (this.events.get(event) ?? 0) + 1);
         if (line.verdict === 'granted') this.granted += 1;
-        if (line.event === 'verify-stats') this.lastVerifyStats = line;
+        if (line.event === 'verify-stats') {
+          this.lastVerifyStats = line;
+          this.verifyStatsLines += 1;
+        }
       } catch {
         this.events.set('unparsed', (this.events.get('unparsed') ?? 0) + 1);
       }
@@ -93,6 +97,13 @@ export class BenchDaemon {
       });
     }
     return true;
+  }
+
+  /** The daemon's counters now (SIGUSR2 makes it log its verify-stats line), or undefined when none came within 5 s. */
+  async stats(): Promise<Record<string, unknown> | undefined> {
+    const before = this.verifyStatsLines;
+    this.child.kill('SIGUSR2');
+    return (await this.waitFor(() => this.verifyStatsLines > before, 5_000, 'verify-stats')) ? this.lastVerifyStats : undefined;
   }
 
   /** CPU seconds used so far (user + system, all threads). */

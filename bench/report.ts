@@ -15,6 +15,9 @@ export interface FloodRun {
   readonly legit_p50_ms: number;
   readonly server_cpu_pct: number;
   readonly rss_mb_max: number;
+  /** Packets the capture ring took, and dropped because it was full, during this flood. */
+  readonly ring_packets: number;
+  readonly ring_dropped: number;
 }
 
 export interface BenchResults {
@@ -25,7 +28,7 @@ export interface BenchResults {
   readonly flood: readonly FloodRun[];
   readonly grants: Record<string, unknown> & {
     readonly scale: readonly { readonly open: number; readonly add_ms: number; readonly connect_ms: number }[];
-    readonly sustained: readonly { readonly rate: number; readonly sent: number; readonly granted: number; readonly lost: number; readonly sent_per_s: number }[];
+    readonly sustained: readonly { readonly rate: number; readonly sent: number; readonly granted: number; readonly lost: number; readonly ring_dropped: number; readonly sent_per_s: number }[];
   };
   readonly rss_mb: { readonly idle: number; readonly flood: number; readonly flood_named_in_targets: number; readonly grants_100k: number; readonly after_floods_and_sustained: number };
   readonly [more: string]: unknown;
@@ -170,7 +173,7 @@ export function markdownSummary(results: BenchResults, chartFiles: { floodSucces
   ];
   const floodRows = results.flood.map(
     (run) =>
-      `| ${run.junk} | ${run.spoofed ? 'spoofed' : 'one source'} | ${run.pps} | ${fixed(run.sent_pps, 0)} | ${run.legit_sent} | ${fixed(run.legit_success_rate * 100)} % | ${fixed(run.legit_p50_ms, 2)} | ${fixed(run.server_cpu_pct, 0)} % | ${fixed(run.rss_mb_max)} |`,
+      `| ${run.junk} | ${run.spoofed ? 'spoofed' : 'one source'} | ${run.pps} | ${fixed(run.sent_pps, 0)} | ${run.legit_sent} | ${fixed(run.legit_success_rate * 100)} % | ${fixed(run.legit_p50_ms, 2)} | ${fixed(run.server_cpu_pct, 0)} % | ${fixed(run.rss_mb_max)} | ${run.ring_dropped} of ${run.ring_packets} |`,
   );
   return [
     `# sKnock benchmark (${results.mode})`,
@@ -183,8 +186,8 @@ export function markdownSummary(results: BenchResults, chartFiles: { floodSucces
     '',
     '## Flood runs',
     '',
-    '| junk | sources | target pps | sent pps | legit knocks | opened ≤ 1 s | p50 ms | server CPU | RSS MB |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    '| junk | sources | target pps | sent pps | legit knocks | opened ≤ 1 s | p50 ms | server CPU | RSS MB | ring dropped |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
     ...floodRows,
     '',
     `![flood: legitimate knocks](${chartFiles.floodSuccess})`,

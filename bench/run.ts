@@ -240,6 +240,7 @@ async function floodRun(bench: Bench, network: BenchNetwork, daemon: BenchDaemon
   const [clientMac, serverMac] = [await network.macAddress(network.client), await network.macAddress(network.server)];
   const first = bench.sources(plan.legitPerFlood);
   if (first === undefined) throw new Error('client address pool spent');
+  const ringBefore = ringCounts(await daemon.stats());
   const cpuBefore = daemon.cpuSeconds();
   const wallBefore = Date.now();
   const rss = sampleRss(daemon);
@@ -268,6 +269,7 @@ async function floodRun(bench: Bench, network: BenchNetwork, daemon: BenchDaemon
   });
   const sent = JSON.parse(await senderOutput) as { sent: number; seconds: number };
   const cpuPct = ((daemon.cpuSeconds() - cpuBefore) / ((Date.now() - wallBefore) / 1000)) * 100;
+  const ring = ringCounts(await daemon.stats());
   return {
     kind: kindOf(flood.junk),
     junk: flood.junk,
@@ -279,7 +281,14 @@ async function floodRun(bench: Bench, network: BenchNetwork, daemon: BenchDaemon
     legit_p50_ms: round(median(legit.latenciesMs), 3),
     server_cpu_pct: round(cpuPct, 0),
     rss_mb_max: round(rss.stop(), 1),
+    ring_packets: ring.packets - ringBefore.packets,
+    ring_dropped: ring.dropped - ringBefore.dropped,
   };
+}
+
+/** The capture ring's counters from a verify-stats line (NaN when the daemon does not count them). */
+function ringCounts(stats: Record<string, unknown> | undefined): { packets: number; dropped: number } {
+  return { packets: Number(stats?.['ringPackets'] ?? Number.NaN), dropped: Number(stats?.['ringDropped'] ?? Number.NaN) };
 }
 
 /** The floods the issue's success targets name: blind junk at 20k/s from spoofed sources, informed junk at 5k/s. */
@@ -288,20 +297,22 @@ function namedInTargets(run: FloodRun): boolean {
 }
 
 async function sustainedRuns(bench: Bench, daemon: BenchDaemon, plan: Plan) {
-  const runs: Array<{ rate: number; sent: number; send_errors: number; granted: number; lost: number; sent_per_s: number }> = [];
+  const runs: Array<{ rate: number; sent: number; send_errors: number; granted: number; lost: number; ring_dropped: number; sent_per_s: number }> = [];
   for (const { rate, seconds } of plan.sustained) {
     const count = Math.round(rate * seconds);
     const first = bench.sources(count);
     if (first === undefined) break;
     const grantedBefore = daemon.granted;
     const failedBefore = daemon.events.get('grant-failed') ?? 0;
+    const ringBefore = ringCounts(await daemon.stats());
     log(`sustained ${rate} knocks/s for ${seconds} s`);
     const result = await bench.knocker<{ sent: number; errors: number; sendSeconds: number }>({ mode: 'sustained', rate, seconds, firstSource: first });
     await daemon.waitFor(() => daemon.granted - grantedBefore >= result.sent, 5_000, 'the grants');
     const granted = daemon.granted - grantedBefore;
     const failed = (daemon.events.get('grant-failed') ?? 0) - failedBefore;
     const lost = count - granted + failed;
-    runs.push({ rate, sent: result.sent, send_errors: result.errors, granted, lost, sent_per_s: round(result.sent / result.sendSeconds, 0) });
+    const ringDropped = ringCounts(await daemon.stats()).dropped - ringBefore.dropped;
+    runs.push({ rate, sent: result.sent, send_errors: result.errors, granted, lost, ring_dropped: ringDropped, sent_per_s: round(result.sent / result.sendSeconds, 0) });
     if (lost > 0) break;
   }
   return runs;
