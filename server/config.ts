@@ -326,7 +326,7 @@ const KEY_SPECS = {
     show: (config) => config.capture.interfaces.join(','),
   },
   captureBufferMB: {
-    read: withDefault('4', integer(1, 1_024)),
+    read: withDefault('8', integer(1, 1_024)),
     show: (config) => String(config.capture.bufferBytes / MEBIBYTE),
   },
   knockPorts: {

@@ -52,7 +52,7 @@ export interface Capture {
   close(): void;
 }
 
-export const DEFAULT_CAPTURE_BUFFER_SIZE = 4 * 1024 * 1024;
+export const DEFAULT_CAPTURE_BUFFER_SIZE = 8 * 1024 * 1024;
 /** cap's snapshot length: every frame fits whole. */
 const FRAME_BUFFER_SIZE = 65535;
 const ANY_INTERFACE = 'any';

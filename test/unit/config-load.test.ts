@@ -38,7 +38,7 @@ describe('the shipped config.ini', () => {
     expect(config.identity).toEqual({ pfxFile: devPki('server/devserver.pfx'), pfxPassword: 'portknocking', pfxPasswordFile: null });
     expect(config.crl).toMatchObject({ file: devPki('crl.der'), urls: [], policy: 'require' });
     expect(config.firewall).toMatchObject({ backend: 'nftables', mode: 'reject', emergencySshPort: 22, publicPorts: [] });
-    expect(config.capture).toEqual({ interfaces: ['any'], knockPorts: { from: 10000, to: 60000 }, minFrameLength: 800, bufferBytes: 4 * 1024 * 1024 });
+    expect(config.capture).toEqual({ interfaces: ['any'], knockPorts: { from: 10000, to: 60000 }, minFrameLength: 800, bufferBytes: 8 * 1024 * 1024 });
     for (const key of KEY_NAMES) expect(text, `config.ini documents ${key}`).toMatch(new RegExp(`^(# )?${key} =`, 'm'));
   });
 
