@@ -47,16 +47,27 @@ export function openPacketSockets(): ReadonlySet<number> {
 export class RingCounter {
   private packets = 0;
   private dropped = 0;
+  private failed = false;
 
   constructor(private readonly descriptors: readonly number[]) {}
 
-  /** Totals since the capture opened, or undefined when drops cannot be counted. */
+  /**
+   * Totals since the capture opened, or undefined when drops cannot be
+   * counted. A socket that cannot be read any more (it should not happen
+   * while the capture is open) ends the counting instead of throwing into
+   * the caller's timer.
+   */
   read(): RingStatistics | undefined {
-    if (addon === undefined || this.descriptors.length === 0) return undefined;
-    for (const descriptor of this.descriptors) {
-      const since = addon.readPacketStatistics(descriptor);
-      this.packets += since.packets;
-      this.dropped += since.drops;
+    if (addon === undefined || this.descriptors.length === 0 || this.failed) return undefined;
+    try {
+      for (const descriptor of this.descriptors) {
+        const since = addon.readPacketStatistics(descriptor);
+        this.packets += since.packets;
+        this.dropped += since.drops;
+      }
+    } catch {
+      this.failed = true;
+      return undefined;
     }
     return { packets: this.packets, dropped: this.dropped };
   }
