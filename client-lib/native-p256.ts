@@ -8,9 +8,7 @@
  * objects). Built by `npm ci` / scripts/setup.sh; when it
  * is missing, or SKNOCK_NATIVE_P256=off, everything runs on node:crypto.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { loadNativeAddon } from './native-addon.js';
 
 export interface NativeP256 {
   /** An opaque public key for verify(), or null when the bytes are not a SEC 1 point (65 uncompressed or 33 compressed) on P-256. */
@@ -56,13 +54,10 @@ export function engineOf(addon: Partial<NativeP256>): P256Engine {
 
 function loadEngine(): P256Engine {
   if (process.env['SKNOCK_NATIVE_P256'] === 'off') return { native: undefined, description: 'node:crypto (SKNOCK_NATIVE_P256=off)' };
-  const found = addonCandidates.map((candidate) => new URL(candidate, import.meta.url)).find((url) => existsSync(url));
-  if (found === undefined) return { native: undefined, description: 'node:crypto (native/ addon not built: npm run build:native)' };
-  try {
-    return engineOf(createRequire(import.meta.url)(fileURLToPath(found)) as Partial<NativeP256>);
-  } catch (error) {
-    return { native: undefined, description: `node:crypto (native addon failed to load: ${error instanceof Error ? error.message : String(error)})` };
-  }
+  const load = loadNativeAddon<NativeP256>(import.meta.url, addonCandidates);
+  if (load.loaded) return engineOf(load.addon);
+  if (load.problem === 'not-built') return { native: undefined, description: 'node:crypto (native/ addon not built: npm run build:native)' };
+  return { native: undefined, description: `node:crypto (native addon failed to load: ${load.detail})` };
 }
 
 /** Loaded once per thread (each worker loads its own instance). */

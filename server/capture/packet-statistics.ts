@@ -4,9 +4,7 @@
  * which cap does not expose). Optional like the P-256 addon: without it the
  * server runs and says that it cannot count these drops.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { loadNativeAddon } from '../../client-lib/native-addon.js';
 
 interface PacketStatisticsAddon {
   /** The process's AF_PACKET socket descriptors. */
@@ -26,14 +24,10 @@ export interface RingStatistics {
 const addonCandidates = ['../../native/build/Release/sknock_packet_stats.node', '../../../native/build/Release/sknock_packet_stats.node'];
 
 function loadAddon(): PacketStatisticsAddon | undefined {
-  const found = addonCandidates.map((candidate) => new URL(candidate, import.meta.url)).find((url) => existsSync(url));
-  if (found === undefined) return undefined;
-  try {
-    const addon = createRequire(import.meta.url)(fileURLToPath(found)) as Partial<PacketStatisticsAddon>;
-    return typeof addon.listPacketSockets === 'function' && typeof addon.readPacketStatistics === 'function' ? (addon as PacketStatisticsAddon) : undefined;
-  } catch {
-    return undefined;
-  }
+  const load = loadNativeAddon<PacketStatisticsAddon>(import.meta.url, addonCandidates);
+  if (!load.loaded) return undefined;
+  const { addon } = load;
+  return typeof addon.listPacketSockets === 'function' && typeof addon.readPacketStatistics === 'function' ? (addon as PacketStatisticsAddon) : undefined;
 }
 
 const addon = loadAddon();
