@@ -5,7 +5,7 @@
  * Facts about cap 0.2.1 this module works around (measured, see the tests):
  * - it fills ONE Buffer for every packet: the callback gets a view of it,
  *   valid until it returns (junk is read in place, never copied; what is kept
- *   is copied by the keeper, see detachKnock);
+ *   is copied by the keeper, see ownedDatagram);
  * - a failed open() leaves a half-built handle whose destructor crashes the
  *   process when it is garbage-collected, so failed handles are kept alive;
  * - it switches on immediate mode only when dlopen("libpcap.so") works (the

@@ -9,7 +9,7 @@
  */
 import { precheckKnock } from '../../client-lib/protocol/index.js';
 import { FairQueue, sourceKeyOf } from './fair-queue.js';
-import { detachKnock, type CapturedKnock } from './pipeline.js';
+import { ownedDatagram, type CapturedKnock } from './pipeline.js';
 
 /** Where knocks are judged: the verification pool. */
 export interface KnockSink {
@@ -56,7 +56,7 @@ export class KnockHold {
       this.sink.submit(knock, receivedAtMs);
       return;
     }
-    if (this.queue.push(sourceKeyOf(knock.source), { knock: detachKnock(knock), receivedAtMs }) !== undefined) this.dropped += 1;
+    if (this.queue.push(sourceKeyOf(knock.source), { knock: { ...knock, datagram: ownedDatagram(knock) }, receivedAtMs }) !== undefined) this.dropped += 1;
   }
 
   /** Hands every held knock to the sink, judged as of its capture time, and stops holding. */

@@ -66,15 +66,15 @@ export interface CapturedKnock {
 }
 
 /**
- * The knock with a datagram that owns exactly its bytes, for whatever keeps a
- * knock past the call that brought it: capture hands out views of a buffer it
- * reuses, and a view into one of Buffer's pooled 8 KB slabs would keep the
+ * A copy of a knock's datagram that owns exactly its bytes, for whatever keeps
+ * a knock past the call that brought it: capture hands out views of a buffer
+ * it reuses, and a view into one of Buffer's pooled 8 KB slabs would keep the
  * whole slab alive while the knock waits (under a flood, megabytes).
  */
-export function detachKnock(knock: CapturedKnock): CapturedKnock {
+export function ownedDatagram(knock: CapturedKnock): Buffer {
   const datagram = Buffer.allocUnsafeSlow(knock.datagram.length);
   knock.datagram.copy(datagram);
-  return { datagram, source: knock.source, frameLength: knock.frameLength };
+  return datagram;
 }
 
 export interface Grant {

@@ -16,7 +16,7 @@ import type { ReplayCache } from '../replay-cache.js';
 import type { TrustOptions, TrustState } from '../trust/index.js';
 import { Examiner, reviveExamination, trustOptionsOf, type ExaminerOptions, type TimedKnock } from './examiner.js';
 import { FairQueue, sourceKeyOf } from './fair-queue.js';
-import { decideReplay, detachKnock, refuse, type CapturedKnock, type Examination, type Verdict } from './pipeline.js';
+import { decideReplay, ownedDatagram, refuse, type CapturedKnock, type Examination, type Verdict } from './pipeline.js';
 import { packKnocks, type FromWorker, type ToWorker } from './worker-messages.js';
 
 /** One verifier the pool feeds: a worker thread, or an examiner on the calling thread. */
@@ -126,7 +126,7 @@ export class VerificationPool {
         return true;
       }
     }
-    const timed: TimedKnock = { ...detachKnock(knock), receivedAtMs };
+    const timed: TimedKnock = { datagram: ownedDatagram(knock), source: knock.source, frameLength: knock.frameLength, receivedAtMs };
     const dropped = this.queue.push(sourceKeyOf(knock.source), timed);
     if (dropped !== undefined) this.dropped['queue-full'] += 1;
     this.counters.queuedPeak = Math.max(this.counters.queuedPeak, this.queue.size);
