@@ -351,10 +351,10 @@ async function daemonSection(plan: Plan, pki: BenchPki, clientsFile: string, wor
     }
 
     const sustained = await sustainedRuns(bench, daemon, plan);
-    const rssAfterAll = daemon.rssMb();
+    const rssAfterFloodsAndSustained = daemon.rssMb();
     await daemon.stop();
     const events = { ...Object.fromEntries(daemon.events), final_verify_stats: daemon.lastVerifyStats };
-    return { latency, floodRuns, sustained, rss: { idle: round(rssIdle, 1), grants_100k: round(rssGrants, 1), after_all: round(rssAfterAll, 1) }, events };
+    return { latency, floodRuns, sustained, rss: { idle: round(rssIdle, 1), grants_100k: round(rssGrants, 1), after_floods_and_sustained: round(rssAfterFloodsAndSustained, 1) }, events };
   } finally {
     await daemon?.stop();
     service?.kill();
@@ -435,7 +435,7 @@ async function main(): Promise<void> {
         flood: Math.max(...daemonResults.floodRuns.map((run) => run.rss_mb_max)),
         flood_named_in_targets: Math.max(...daemonResults.floodRuns.filter(namedInTargets).map((run) => run.rss_mb_max)),
         grants_100k: daemonResults.rss.grants_100k,
-        after_floods_and_sustained: daemonResults.rss.after_all,
+        after_floods_and_sustained: daemonResults.rss.after_floods_and_sustained,
       },
       daemon_log_events: daemonResults.events,
       duration_s: round((Date.now() - started) / 1000, 1),

@@ -138,6 +138,7 @@ for (const backend of ['nftables', 'iptables'] as const) {
       expect(uids?.slice(1).map(Number)).toEqual([65534, 65534, 65534, 65534]);
     });
 
+    // Last in this block: it stops the server the tests above share.
     it('counts what its capture ring took and dropped, logs it on SIGUSR2 and when it stops', async () => {
       expect(server.lines.find((line) => line.event === 'ready')).toMatchObject({ captureRingDrops: 'counted' });
       const before = server.decisions().length;
