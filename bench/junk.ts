@@ -19,7 +19,7 @@ const MAC1_LENGTH = 16;
  */
 export type JunkKind = 'blind-random' | 'blind-header' | 'informed';
 
-export function writeJunk(file: string, kind: JunkKind, count: number, serverCertificateDer: Buffer): void {
+export function junkPackets(kind: JunkKind, count: number, serverCertificateDer: Buffer): Buffer[] {
   const mac1Key = knockTargetOf(serverCertificateDer).mac1Key;
   const packets: Buffer[] = [];
   for (let index = 0; index < count; index += 1) {
@@ -33,5 +33,9 @@ export function writeJunk(file: string, kind: JunkKind, count: number, serverCer
     }
     packets.push(packet);
   }
-  writeFileSync(file, Buffer.concat(packets));
+  return packets;
+}
+
+export function writeJunk(file: string, kind: JunkKind, count: number, serverCertificateDer: Buffer): void {
+  writeFileSync(file, Buffer.concat(junkPackets(kind, count, serverCertificateDer)));
 }

@@ -9,7 +9,7 @@ import type { KeyObject } from 'node:crypto';
 import { createServerContext, type ServerContext } from '../../client-lib/protocol/index.js';
 import { ReplayCache } from '../replay-cache.js';
 import { createTrustState, prepareIssuerTables, type TrustOptions, type TrustState } from '../trust/index.js';
-import { BoundedCache } from '../trust/verified-cache.js';
+import { BoundedCache, type CacheStats } from '../trust/verified-cache.js';
 import { examineKnock, type CapturedKnock, type Examination, type ExaminerState, type VerifierSettings } from './pipeline.js';
 
 /** A captured knock and when it was captured: the time it is judged at, however long it queued. */
@@ -22,7 +22,7 @@ export interface ExaminerOptions {
   readonly serverCertificateDer: Buffer;
   readonly settings: VerifierSettings;
   readonly trust: TrustOptions;
-  /** Shared secrets remembered per ephemeral point; 0 turns the cache off. */
+  /** Shared secrets kept per ephemeral point of knocks that passed; 0 turns the memo off. */
   readonly ecdhCacheSize?: number;
   /** Replay keys this verifier passed, remembered to refuse copies early; 0 turns it off. */
   readonly advisoryReplayCapacity?: number;
@@ -32,25 +32,49 @@ export const DEFAULT_ECDH_CACHE_SIZE = 1024;
 export const DEFAULT_ADVISORY_REPLAY_CAPACITY = 50_000;
 
 /**
- * The server context with a memo of ECDH results per ephemeral point. The
- * secret depends on the point alone, so the memo is exact; it makes a flood
- * that repeats one valid point (or replays one valid knock) cost an HMAC and
- * an AES-GCM check instead of a scalar multiplication each.
+ * ECDH results per ephemeral point, kept only for knocks that passed every
+ * check: a replayed genuine knock then costs an HMAC and an AES-GCM check
+ * (and is refused by the advisory replay view) instead of a scalar
+ * multiplication. The secret depends on the point alone, so the memo is
+ * exact. Points of refused knocks are not kept: anyone with the server
+ * certificate makes distinct valid points cheaply, so keeping them saves no
+ * work under a flood, and each kept entry lived long enough to be promoted
+ * to the old generation, which made it most of a verifier's heap growth
+ * under informed junk.
  */
-function withEcdhCache(context: ServerContext, capacity: number): ServerContext {
-  if (capacity === 0) return context;
-  const secrets = new BoundedCache<Buffer>(capacity);
-  const agree = (point: Buffer): Buffer | undefined => {
+class EcdhMemo {
+  readonly context: ServerContext;
+  private readonly secrets: BoundedCache<Buffer>;
+  /** The point agreed for the knock being examined, until remember() or forget(). */
+  private agreed: { readonly key: string; readonly secret: Buffer } | undefined;
+
+  constructor(context: ServerContext, capacity: number) {
+    this.secrets = new BoundedCache<Buffer>(capacity);
+    this.context = capacity === 0 ? context : { ...context, agree: (point) => this.agree(context, point) };
+  }
+
+  private agree(context: ServerContext, point: Buffer): Buffer | undefined {
     const key = point.toString('latin1');
-    let secret = secrets.get(key);
-    if (secret === undefined) {
-      secret = context.agree(point);
-      // Only good points are remembered: a bad one costs a curve check each time, as uncached.
-      if (secret !== undefined) secrets.set(key, secret);
-    }
+    const known = this.secrets.get(key);
+    if (known !== undefined) return known;
+    const secret = context.agree(point);
+    if (secret !== undefined) this.agreed = { key, secret };
     return secret;
-  };
-  return { ...context, agree };
+  }
+
+  /** The knock just examined passed: keep its point's secret for its copies. */
+  remember(): void {
+    if (this.agreed) this.secrets.set(this.agreed.key, this.agreed.secret);
+    this.agreed = undefined;
+  }
+
+  forget(): void {
+    this.agreed = undefined;
+  }
+
+  stats(): CacheStats {
+    return this.secrets.stats();
+  }
 }
 
 /** A trust state for a verifier: its CAs verify new clients' certificates with precomputed tables. */
@@ -64,17 +88,22 @@ function judgingTrustState(options: TrustOptions): TrustState {
 const forgetfulReplayView = { has: () => false };
 
 export class Examiner {
-  private readonly server: ServerContext;
+  private readonly ecdh: EcdhMemo;
   private readonly settings: VerifierSettings;
   private trust: TrustState;
   private readonly advisoryReplay: ReplayCache | undefined;
 
   constructor(options: ExaminerOptions) {
-    this.server = withEcdhCache(createServerContext(options.serverPrivateKey, options.serverCertificateDer), options.ecdhCacheSize ?? DEFAULT_ECDH_CACHE_SIZE);
+    this.ecdh = new EcdhMemo(createServerContext(options.serverPrivateKey, options.serverCertificateDer), options.ecdhCacheSize ?? DEFAULT_ECDH_CACHE_SIZE);
     this.settings = options.settings;
     this.trust = judgingTrustState(options.trust);
     const replayCapacity = options.advisoryReplayCapacity ?? DEFAULT_ADVISORY_REPLAY_CAPACITY;
     this.advisoryReplay = replayCapacity > 0 ? new ReplayCache(replayCapacity) : undefined;
+  }
+
+  /** The ECDH memo's hits, misses and size. */
+  ecdhMemoStats(): CacheStats {
+    return this.ecdh.stats();
   }
 
   /** A new trust state (new CRL or CAs) for every knock examined from now on; its cache starts empty. */
@@ -83,10 +112,15 @@ export class Examiner {
   }
 
   examine(knocks: readonly TimedKnock[]): Examination[] {
-    const state: ExaminerState = { server: this.server, trust: this.trust, settings: this.settings, replay: this.advisoryReplay ?? forgetfulReplayView };
+    const state: ExaminerState = { server: this.ecdh.context, trust: this.trust, settings: this.settings, replay: this.advisoryReplay ?? forgetfulReplayView };
     return knocks.map((knock) => {
       const examination = examineKnock(knock, knock.receivedAtMs, state);
-      if ('replayKey' in examination && this.advisoryReplay && !this.advisoryReplay.isFull(knock.receivedAtMs)) {
+      if (!('replayKey' in examination)) {
+        this.ecdh.forget();
+        return examination;
+      }
+      this.ecdh.remember();
+      if (this.advisoryReplay && !this.advisoryReplay.isFull(knock.receivedAtMs)) {
         this.advisoryReplay.add(examination.replayKey, examination.replayExpiresAtMs);
       }
       return examination;

@@ -9,9 +9,10 @@ import { createServerContext } from '../../client-lib/protocol/index.js';
 import { parseServerCertificate, type ServerCertificate } from '../../client-lib/server-certificate.js';
 import { ReplayCache, ReplayJournal } from '../../server/replay-cache.js';
 import { createTrustState, parseCrl, type TrustOptions, type TrustState } from '../../server/trust/index.js';
-import type { ExaminerOptions, TimedKnock } from '../../server/verify/examiner.js';
+import { Examiner, trustOptionsOf, type ExaminerOptions, type TimedKnock } from '../../server/verify/examiner.js';
 import type { CapturedKnock, Examination, Verdict } from '../../server/verify/pipeline.js';
 import { InProcessLane, VerificationPool, WorkerLane, type VerifierLane } from '../../server/verify/worker-pool.js';
+import { junkPackets } from '../../bench/junk.js';
 import { repoRoot } from '../helpers/fixtures.js';
 import { testVerifierSettings } from '../helpers/verifier-settings.js';
 
@@ -309,5 +310,29 @@ describe('verification pool: replay exactness and trust updates (real verifiers)
     pool.submit(knockFrom('mallory', '198.18.0.3'), now);
     await pool.idle();
     expect(verdicts.map((verdict) => (verdict.accepted ? 'accepted' : verdict.reason)).sort()).toEqual(['accepted', 'revoked']);
+  });
+});
+
+describe('examiner: the ECDH memo keeps only the points of knocks that passed', () => {
+  const timed = (knock: CapturedKnock): TimedKnock => ({ ...knock, receivedAtMs: now });
+  const examiner = () => new Examiner(examinerOptions(trustOptionsOf(trustState(true))));
+
+  it('keeps nothing for informed junk (valid points, correct mac1) nor for a knock that opens but is refused', () => {
+    const verifier = examiner();
+    const junk = junkPackets('informed', 20, server.certificateDer).map((datagram) => timed({ datagram, source: '198.18.1.1', frameLength: datagram.length + 42 }));
+    const reasons = verifier.examine(junk).map(({ verdict }) => (verdict.accepted ? 'accepted' : verdict.reason));
+    expect(reasons).toEqual(Array(20).fill('decrypt-failed'));
+    // mallory is in the dev CRL: the knock opens (an ECDH), then its certificate is refused.
+    expect(verifier.examine([timed(knockFrom('mallory'))])[0]!.verdict).toMatchObject({ accepted: false, reason: 'revoked' });
+    expect(verifier.ecdhMemoStats()).toMatchObject({ size: 0, hits: 0, misses: 21 });
+  });
+
+  it("keeps a passed knock's point: a copy of it skips the ECDH and is refused as a replay", () => {
+    const verifier = examiner();
+    const knock = timed(knockFrom('alice'));
+    expect(verifier.examine([knock])[0]).toHaveProperty('replayKey');
+    const copy = verifier.examine([{ ...knock, datagram: Buffer.from(knock.datagram) }])[0]!;
+    expect(copy.verdict).toMatchObject({ accepted: false, reason: 'replay' });
+    expect(verifier.ecdhMemoStats()).toMatchObject({ size: 1, hits: 1, misses: 1 });
   });
 });
