@@ -94,8 +94,7 @@ export class FairQueue<Item> {
   push(source: string, item: Item): SourcedItem<Item> | undefined {
     let dropped: SourcedItem<Item> | undefined;
     if (this.itemCount >= this.capacity) {
-      const ownCount = this.bySource.get(source)?.length ?? 0;
-      if (ownCount + 1 >= this.heaviestCount) return { source, item };
+      if (this.refuses(source)) return { source, item };
       const heaviest = this.sourcesByCount.get(this.heaviestCount)!.values().next().value!;
       dropped = { source: heaviest, item: this.bySource.get(heaviest)!.pop()! };
       this.uncount(heaviest);
@@ -109,6 +108,15 @@ export class FairQueue<Item> {
     this.count(source, queue.length);
     queue.push(item);
     return dropped;
+  }
+
+  /**
+   * Whether push() would drop a new item of `source` itself: the queue is
+   * full and `source` would be (one of) the heaviest. Lets a caller skip
+   * preparing an item that would be dropped at once.
+   */
+  refuses(source: string): boolean {
+    return this.itemCount >= this.capacity && (this.bySource.get(source)?.length ?? 0) + 1 >= this.heaviestCount;
   }
 
   /** The next item: the oldest of the source whose turn it is. */

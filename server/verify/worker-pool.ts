@@ -126,8 +126,14 @@ export class VerificationPool {
         return true;
       }
     }
+    const source = sourceKeyOf(knock.source);
+    // Refused before the copy: under a flood most knocks end here, and each copy was an ArrayBuffer for the collector.
+    if (this.queue.refuses(source)) {
+      this.dropped['queue-full'] += 1;
+      return false;
+    }
     const timed: TimedKnock = { datagram: ownedDatagram(knock), source: knock.source, frameLength: knock.frameLength, receivedAtMs };
-    const dropped = this.queue.push(sourceKeyOf(knock.source), timed);
+    const dropped = this.queue.push(source, timed);
     if (dropped !== undefined) this.dropped['queue-full'] += 1;
     this.counters.queuedPeak = Math.max(this.counters.queuedPeak, this.queue.size);
     this.dispatch();

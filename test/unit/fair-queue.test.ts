@@ -40,6 +40,23 @@ describe('fair queue', () => {
     expect(drain(queue).map(([, item]) => item)).toEqual(['f1', 'l1', 'f2']);
   });
 
+  it('says beforehand exactly when push() would drop the arriving item itself', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 12 }), fc.array(fc.oneof(fc.constantFrom('a', 'b', 'c', 'd'), fc.constant(null)), { maxLength: 200 }), (capacity, operations) => {
+        const queue = new FairQueue<number>(capacity);
+        operations.forEach((source, step) => {
+          if (source === null) {
+            queue.shift();
+            return;
+          }
+          const refused = queue.refuses(source);
+          expect(queue.push(source, step)?.item === step).toBe(refused);
+        });
+      }),
+      { seed: 12, numRuns: 300 },
+    );
+  });
+
   it('keeps finding the heaviest source as items leave', () => {
     const queue = new FairQueue<number>(6);
     for (let index = 0; index < 4; index += 1) queue.push('a', index);
