@@ -45,8 +45,9 @@ export const DEFAULT_ADVISORY_REPLAY_CAPACITY = 50_000;
 class EcdhMemo {
   readonly context: ServerContext;
   private readonly secrets: BoundedCache<Buffer>;
-  /** The point agreed for the knock being examined, until remember() or forget(). */
-  private agreed: { readonly key: string; readonly secret: Buffer } | undefined;
+  /** The point agreed for the knock being examined (two fields: no object per ECDH), until remember() or forget(). */
+  private agreedKey: string | undefined;
+  private agreedSecret: Buffer | undefined;
 
   constructor(context: ServerContext, capacity: number) {
     this.secrets = new BoundedCache<Buffer>(capacity);
@@ -58,18 +59,22 @@ class EcdhMemo {
     const known = this.secrets.get(key);
     if (known !== undefined) return known;
     const secret = context.agree(point);
-    if (secret !== undefined) this.agreed = { key, secret };
+    if (secret !== undefined) {
+      this.agreedKey = key;
+      this.agreedSecret = secret;
+    }
     return secret;
   }
 
   /** The knock just examined passed: keep its point's secret for its copies. */
   remember(): void {
-    if (this.agreed) this.secrets.set(this.agreed.key, this.agreed.secret);
-    this.agreed = undefined;
+    if (this.agreedKey !== undefined && this.agreedSecret !== undefined) this.secrets.set(this.agreedKey, this.agreedSecret);
+    this.forget();
   }
 
   forget(): void {
-    this.agreed = undefined;
+    this.agreedKey = undefined;
+    this.agreedSecret = undefined;
   }
 
   stats(): CacheStats {
