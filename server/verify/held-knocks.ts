@@ -56,7 +56,11 @@ export class KnockHold {
       this.sink.submit(knock, receivedAtMs);
       return;
     }
-    if (this.queue.push(sourceKeyOf(knock.source), { knock: { ...knock, datagram: ownedDatagram(knock) }, receivedAtMs }) !== undefined) this.dropped += 1;
+    const source = sourceKeyOf(knock.source);
+    // As in the pool: a knock the full hold would drop is not copied first.
+    if (this.queue.refuses(source) || this.queue.push(source, { knock: { ...knock, datagram: ownedDatagram(knock) }, receivedAtMs }) !== undefined) {
+      this.dropped += 1;
+    }
   }
 
   /** Hands every held knock to the sink, judged as of its capture time, and stops holding. */
