@@ -11,6 +11,12 @@
       "sources": ["packet_stats.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Werror"],
       "defines": ["NAPI_VERSION=8"]
+    },
+    {
+      "target_name": "sknock_nft_netlink",
+      "sources": ["nft_netlink.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Werror"],
+      "defines": ["NAPI_VERSION=8"]
     }
   ]
 }

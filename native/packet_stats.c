@@ -8,7 +8,7 @@
  * read; nothing else reads them here (libpcap does only in pcap_stats(),
  * which cap never calls), so the caller adds the reads up.
  */
-#include <node_api.h>
+#include "descriptor_addon.h"
 #include <dirent.h>
 #include <errno.h>
 #include <linux/if_packet.h>
@@ -19,12 +19,7 @@
 
 #define MAX_PACKET_SOCKETS 256
 
-static napi_value throw_errno(napi_env env, const char *what, int error) {
-  char message[160];
-  snprintf(message, sizeof message, "%s: %s", what, strerror(error));
-  napi_throw_error(env, "SKNOCK_PACKET_STATISTICS", message);
-  return NULL;
-}
+#define STATISTICS_ERROR "SKNOCK_PACKET_STATISTICS"
 
 static int is_packet_socket(int descriptor) {
   int domain = 0;
@@ -36,7 +31,7 @@ static int is_packet_socket(int descriptor) {
 static napi_value list_packet_sockets(napi_env env, napi_callback_info info) {
   (void)info;
   DIR *folder = opendir("/proc/self/fd");
-  if (folder == NULL) return throw_errno(env, "cannot list /proc/self/fd", errno);
+  if (folder == NULL) return throw_errno(env, STATISTICS_ERROR, "cannot list /proc/self/fd", errno);
   int found[MAX_PACKET_SOCKETS];
   size_t count = 0;
   int own = dirfd(folder);
@@ -59,19 +54,14 @@ static napi_value list_packet_sockets(napi_env env, napi_callback_info info) {
 
 /* { packets, drops } since the last read (the kernel resets them); throws for a descriptor that is no packet socket. */
 static napi_value read_packet_statistics(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
   int32_t descriptor = -1;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || napi_get_value_int32(env, argv[0], &descriptor) != napi_ok) {
-    napi_throw_type_error(env, "SKNOCK_NATIVE_ARGUMENT", "readPacketStatistics(descriptor) takes a file descriptor");
-    return NULL;
-  }
-  if (!is_packet_socket(descriptor)) return throw_errno(env, "not a packet socket", errno != 0 ? errno : ENOTSOCK);
+  if (!descriptor_argument(env, info, "readPacketStatistics(descriptor) takes a file descriptor", &descriptor)) return NULL;
+  if (!is_packet_socket(descriptor)) return throw_errno(env, STATISTICS_ERROR, "not a packet socket", errno != 0 ? errno : ENOTSOCK);
   /* TPACKET_V3 sockets answer with tpacket_stats_v3, older ones with its first two fields. */
   struct tpacket_stats_v3 statistics;
   memset(&statistics, 0, sizeof statistics);
   socklen_t length = sizeof statistics;
-  if (getsockopt(descriptor, SOL_PACKET, PACKET_STATISTICS, &statistics, &length) != 0) return throw_errno(env, "PACKET_STATISTICS", errno);
+  if (getsockopt(descriptor, SOL_PACKET, PACKET_STATISTICS, &statistics, &length) != 0) return throw_errno(env, STATISTICS_ERROR, "PACKET_STATISTICS", errno);
   napi_value result, packets, drops;
   napi_create_object(env, &result);
   napi_create_uint32(env, statistics.tp_packets, &packets);

@@ -41,6 +41,11 @@ export class FirewallHelperClient {
     return new FirewallHelperClient(spawn(program, args, { stdio: ['pipe', 'pipe', 'inherit'] }));
   }
 
+  /** The helper's process id (undefined if it could not be started). */
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
   /** Installs the policy the helper was started with; the helper serves this once. */
   async start(): Promise<void> {
     await this.request({ op: 'start' });

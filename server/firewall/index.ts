@@ -24,11 +24,15 @@ export { NftablesBackend } from './nftables.js';
 export { localRunner, prefixedRunner } from './runner.js';
 export { MAX_GRANT_SECONDS } from './validation.js';
 
-/** The backend the configuration names, running its commands through `runner`. */
-export function createFirewallBackend(options: BackendOptions, runner: CommandRunner = localRunner): FirewallBackend {
+/**
+ * The backend the configuration names, running its commands through
+ * `runner`. With the local runner this process is in the namespace it
+ * manages, so nftables grants may go over its own netlink socket.
+ */
+export function createFirewallBackend(options: BackendOptions, runner: CommandRunner = localRunner, warn?: (message: string) => void): FirewallBackend {
   switch (options.kind) {
     case 'nftables':
-      return new NftablesBackend({ runner });
+      return new NftablesBackend({ runner, netlink: runner === localRunner, ...(warn ? { warn } : {}) });
     case 'iptables':
       return new IptablesBackend({ runner, ipset: options.ipset });
     case 'command':

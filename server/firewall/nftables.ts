@@ -1,4 +1,5 @@
 import { ESSENTIAL_ICMP, ESSENTIAL_ICMPV6 } from './icmp.js';
+import { NETLINK_BATCH_LIMIT, NetlinkGrantWriter, NetlinkTransportError } from './nft-netlink.js';
 import { NftSession } from './nft-session.js';
 import { OperationQueue } from './operation-queue.js';
 import { localRunner, runOrThrow } from './runner.js';
@@ -128,7 +129,19 @@ export interface NftablesOptions {
   readonly runner?: CommandRunner;
   /** Small batches through a long-running `nft -i` (default); false spawns `nft -f -` for every batch. */
   readonly interactive?: boolean;
+  /**
+   * Grants through a netfilter netlink socket of this process (nft-netlink.ts)
+   * when the native addon is there, `nft` otherwise. Only for a backend that
+   * runs in the network namespace it manages (the root helper): the socket
+   * ignores the runner. Default false.
+   */
+  readonly netlink?: boolean;
+  /** Told when grants cannot use netlink and go through `nft` (default: nowhere). */
+  readonly warn?: (message: string) => void;
 }
+
+/** How grants reach the kernel now. */
+export type NftGrantPath = 'netlink' | 'nft -i' | 'nft -f';
 
 /** The default backend: one inet table, grants in kernel-expiring sets. */
 export class NftablesBackend implements FirewallBackend {
@@ -136,10 +149,20 @@ export class NftablesBackend implements FirewallBackend {
   private readonly interactive: boolean;
   private readonly queue = new OperationQueue((grants) => this.applyGrants(grants));
   private session: NftSession | null = null;
+  /** Wanted (options.netlink) until it proves unavailable. */
+  private netlinkWanted: boolean;
+  private netlink: NetlinkGrantWriter | null = null;
+  private readonly warn: (message: string) => void;
 
   constructor(options: NftablesOptions = {}) {
     this.runner = options.runner ?? localRunner;
     this.interactive = options.interactive ?? true;
+    this.netlinkWanted = options.netlink ?? false;
+    this.warn = options.warn ?? (() => undefined);
+  }
+
+  get grantPath(): NftGrantPath {
+    return this.netlink ? 'netlink' : this.interactive ? 'nft -i' : 'nft -f';
   }
 
   async start(policy: FirewallPolicy): Promise<void> {
@@ -147,7 +170,8 @@ export class NftablesBackend implements FirewallBackend {
     await this.queue.run(async () => {
       this.closeSession();
       await runOrThrow(this.runner, 'nft', ['-f', '-'], nftStartScript(checked));
-      if (!this.interactive) return;
+      if (this.netlinkWanted && !this.netlink) this.openNetlink();
+      if (this.netlink || !this.interactive) return;
       this.session = new NftSession(this.runner);
       // Pay nft's start-up (≈ 50 ms) now rather than on the first knock.
       await this.session.execute('');
@@ -166,16 +190,40 @@ export class NftablesBackend implements FirewallBackend {
   stop(): Promise<void> {
     return this.queue.run(async () => {
       this.closeSession();
+      this.netlink?.close();
+      this.netlink = null;
       await runOrThrow(this.runner, 'nft', ['-f', '-'], nftStopScript());
     });
   }
 
   private async applyGrants(grants: readonly Grant[]): Promise<void> {
+    if (this.netlink && grants.length <= NETLINK_BATCH_LIMIT) {
+      try {
+        this.netlink.write(grants);
+        return;
+      } catch (error) {
+        if (!(error instanceof NetlinkTransportError)) throw error;
+        this.netlink = null;
+        this.netlinkWanted = false;
+        this.warn(`grants over netlink failed (${error.message}); they go through nft from now on`);
+      }
+    }
     const commands = nftGrantCommands(grants);
-    if (this.session && grants.length <= SESSION_BATCH_LIMIT) {
+    if (this.interactive && grants.length <= SESSION_BATCH_LIMIT) {
+      this.session ??= new NftSession(this.runner);
       if ((await this.session.execute(commands.join('; '))) === 'done') return;
     }
     await runOrThrow(this.runner, 'nft', ['-f', '-'], `${commands.join('\n')}\n`);
+  }
+
+  private openNetlink(): void {
+    const opened = NetlinkGrantWriter.open({ table: TABLE_NAME, sets: GRANT_SETS });
+    if (opened instanceof NetlinkGrantWriter) {
+      this.netlink = opened;
+      return;
+    }
+    this.netlinkWanted = false;
+    this.warn(`grants go through nft, not netlink: ${opened.unavailable}`);
   }
 
   private closeSession(): void {

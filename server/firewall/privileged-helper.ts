@@ -5,7 +5,7 @@
  * stdin/stdout (see helper-protocol.ts); the argv fixes the backend and the
  * policy for good, so the unprivileged side can only say when.
  */
-import { createFirewallBackend } from './index.js';
+import { createFirewallBackend, localRunner } from './index.js';
 import { HelperSession, parseHelperArguments, serveHelper } from './helper-protocol.js';
 
 const parsed = parseHelperArguments(process.argv.slice(2));
@@ -13,6 +13,7 @@ if (!parsed.ok) {
   process.stderr.write(`sknock firewall helper: bad arguments (${parsed.reason}): ${parsed.detail ?? ''}\n`);
   process.exit(2);
 }
-await serveHelper(new HelperSession(createFirewallBackend(parsed.value.backend), parsed.value.policy), process.stdin, process.stdout);
+const warn = (message: string): void => void process.stderr.write(`sknock firewall helper: ${message}\n`);
+await serveHelper(new HelperSession(createFirewallBackend(parsed.value.backend, localRunner, warn), parsed.value.policy), process.stdin, process.stdout);
 // The daemon is gone; an `nft -i` session child must not keep this process alive.
 process.exit(0);

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FirewallHelperClient } from '../../server/firewall/helper-client.js';
@@ -7,7 +7,7 @@ import { formatHelperArguments } from '../../server/firewall/helper-protocol.js'
 import { IptablesBackend } from '../../server/firewall/iptables.js';
 import { NftablesBackend } from '../../server/firewall/nftables.js';
 import { prefixedRunner } from '../../server/firewall/runner.js';
-import type { FirewallBackend, FirewallMode, FirewallPolicy, Grant } from '../../server/firewall/types.js';
+import type { ActiveGrant, FirewallBackend, FirewallMode, FirewallPolicy, Grant } from '../../server/firewall/types.js';
 import { repoRoot } from '../helpers/fixtures.js';
 import { describeWithNamespaces, run, TestNetwork } from '../helpers/netns.js';
 
@@ -142,12 +142,57 @@ async function iptablesInventory(net: TestNetwork): Promise<string[]> {
   return [...objects, ...sets.filter((name) => name.startsWith('sknock')).map((name) => `ipset ${name}`)];
 }
 
+/**
+ * The nftables backend as the daemon runs it: inside the root helper, in the
+ * namespace it manages, where grants go over the helper's own netlink
+ * socket. The helper's argv fixes the policy, so start() begins a new helper.
+ */
+class HelperBackend implements FirewallBackend {
+  private client: FirewallHelperClient | undefined;
+
+  constructor(private readonly net: TestNetwork) {}
+
+  async start(policy: FirewallPolicy): Promise<void> {
+    await this.client?.close();
+    const argv = formatHelperArguments({ backend: { kind: 'nftables' }, policy });
+    this.client = FirewallHelperClient.spawn(['ip', 'netns', 'exec', this.net.server, process.execPath, await builtHelper(), ...argv]);
+    await this.client.start();
+  }
+
+  grant(grants: readonly Grant[]): Promise<void> {
+    return this.started().grant(grants);
+  }
+
+  list(): Promise<ActiveGrant[]> {
+    return this.started().list();
+  }
+
+  async stop(): Promise<void> {
+    await this.started().stop();
+    await this.client?.close();
+    this.client = undefined;
+  }
+
+  private started(): FirewallHelperClient {
+    if (!this.client) throw new Error('HelperBackend: start() first');
+    return this.client;
+  }
+}
+
+const nftKernelGrants = async (net: TestNetwork): Promise<number> => [...(await mustExec(net, 'nft', ['list', 'table', 'inet', 'sknock'])).matchAll(/ \. tcp \. \d+/g)].length;
+
 const variants: readonly Variant[] = [
   {
     name: 'nftables',
     make: (net) => new NftablesBackend({ runner: inNamespace(net) }),
     inventory: nftInventory,
-    kernelGrants: async (net) => [...(await mustExec(net, 'nft', ['list', 'table', 'inet', 'sknock'])).matchAll(/ \. tcp \. \d+/g)].length,
+    kernelGrants: nftKernelGrants,
+  },
+  {
+    name: 'nftables in the root helper (grants over netlink)',
+    make: (net) => new HelperBackend(net),
+    inventory: nftInventory,
+    kernelGrants: nftKernelGrants,
   },
   {
     name: 'iptables + ipset',
@@ -302,5 +347,63 @@ describeWithNamespaces('firewall through the privileged helper', () => {
     expect(await probe(net)).toEqual(['open', 'open']);
     await client.close();
     await expect(client.list()).rejects.toMatchObject({ code: 'SKNOCK_FIREWALL_HELPER_DEAD' });
+  });
+});
+
+/** The command lines of a process's children (from /proc: the helper's own, whatever namespace it is in). */
+function childCommands(pid: number): string[] {
+  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+  return children.map((child) => readFileSync(`/proc/${child}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' '));
+}
+
+describeWithNamespaces('nftables grants over the root helper\'s netlink socket', () => {
+  let net: TestNetwork;
+  let service: ChildProcess | undefined;
+  const helpers: FirewallHelperClient[] = [];
+
+  const startHelper = async (environment: readonly string[]): Promise<FirewallHelperClient> => {
+    const argv = formatHelperArguments({ backend: { kind: 'nftables' }, policy: policyOf('reject') });
+    const helper = FirewallHelperClient.spawn(['ip', 'netns', 'exec', net.server, 'env', ...environment, process.execPath, await builtHelper(), ...argv]);
+    helpers.push(helper);
+    await helper.start();
+    return helper;
+  };
+
+  beforeAll(async () => {
+    net = await TestNetwork.create('fwn');
+    service = await startService(net);
+  });
+
+  afterAll(async () => {
+    await Promise.all(helpers.map((helper) => helper.close()));
+    service?.kill();
+    await net?.destroy();
+  });
+
+  it('opens grants with no nft process, and nft -i only when netlink is switched off', async () => {
+    const netlink = await startHelper([]);
+    await netlink.grant(grantsFor(30));
+    expect(await probe(net)).toEqual(['open', 'open']);
+    expect(childCommands(netlink.pid!)).toEqual([]);
+    await netlink.close();
+
+    const session = await startHelper(['SKNOCK_NFT_NETLINK=off']);
+    expect(await probe(net)).toEqual(['refused', 'refused']);
+    await session.grant(grantsFor(30));
+    expect(await probe(net)).toEqual(['open', 'open']);
+    expect(childCommands(session.pid!)).toEqual(['nft -i']);
+    await session.close();
+  });
+
+  it('reports the kernel\'s refusal as a failed grant, and grants again once the table is back', async () => {
+    const helper = await startHelper([]);
+    await mustExec(net, 'nft', ['delete', 'table', 'inet', 'sknock']);
+    await expect(helper.grant(grantsFor(30))).rejects.toMatchObject({ code: 'SKNOCK_FIREWALL_COMMAND_FAILED', message: expect.stringContaining('ENOENT') });
+    expect(childCommands(helper.pid!)).toEqual([]);
+    await helper.close();
+    const restarted = await startHelper([]);
+    await restarted.grant(grantsFor(30));
+    expect(await probe(net)).toEqual(['open', 'open']);
+    expect(await nftKernelGrants(net)).toBe(2);
   });
 });
