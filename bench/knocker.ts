@@ -44,21 +44,30 @@ function knockFor(target: Target, client: ClientIdentity, serverCertificateDer: 
   });
 }
 
-function sendFrom(source: string, datagram: Buffer, target: Target): Promise<void> {
+/** A UDP socket bound to `source`, so that sending is all that is left. */
+function boundSocket(source: string): Promise<dgram.Socket> {
   return new Promise((resolve, reject) => {
     const socket = dgram.createSocket('udp4');
     socket.once('error', (error) => {
       socket.close();
       reject(error);
     });
-    socket.bind({ address: source, port: 0 }, () => {
-      socket.send(datagram, target.knockPort, target.serverAddress, (error) => {
-        socket.close();
-        if (error) reject(error);
-        else resolve();
-      });
+    socket.bind({ address: source, port: 0 }, () => resolve(socket));
+  });
+}
+
+function sendOn(socket: dgram.Socket, datagram: Buffer, target: Target): Promise<void> {
+  return new Promise((resolve, reject) => {
+    socket.send(datagram, target.knockPort, target.serverAddress, (error) => {
+      socket.close();
+      if (error) reject(error);
+      else resolve();
     });
   });
+}
+
+async function sendFrom(source: string, datagram: Buffer, target: Target): Promise<void> {
+  await sendOn(await boundSocket(source), datagram, target);
 }
 
 /** 'open' when a TCP connect from `source` succeeds, 'refused' otherwise. */
@@ -77,8 +86,10 @@ function connectOnce(source: string, target: Target, timeoutMs: number): Promise
 
 /** Milliseconds from the knock's send to the first successful connect, or null after timeoutMs. */
 async function knockAndConnect(target: Target, datagram: Buffer, source: string, timeoutMs: number): Promise<number | null> {
+  const socket = await boundSocket(source);
+  // From the send itself: creating and binding the client's socket is not the server's latency.
   const start = process.hrtime.bigint();
-  await sendFrom(source, datagram, target);
+  await sendOn(socket, datagram, target);
   // Bounded by time: the firewall answers refused connects with a TCP reset at once.
   while (elapsedMs(start) < timeoutMs) {
     if ((await connectOnce(source, target, Math.max(1, timeoutMs - elapsedMs(start)))) === 'open') return elapsedMs(start);
