@@ -89,6 +89,7 @@ export class VerificationPool {
   private readonly maxBatch: number;
   private closing = false;
   private inFlightBatches = 0;
+  private endOfTurnDispatch = false;
   private idleWaiters: Array<() => void> = [];
   private counters = { received: 0, accepted: 0, queuedPeak: 0, laneRestarts: 0 };
   private recentRestartsMs: number[] = [];
@@ -136,7 +137,7 @@ export class VerificationPool {
     const dropped = this.queue.push(source, timed);
     if (dropped !== undefined) this.dropped['queue-full'] += 1;
     this.counters.queuedPeak = Math.max(this.counters.queuedPeak, this.queue.size);
-    this.dispatch();
+    this.dispatch(false);
     return dropped?.item !== timed;
   }
 
@@ -177,18 +178,39 @@ export class VerificationPool {
     await Promise.all(this.slots.map((slot) => slot.lane.close()));
   }
 
-  private dispatch(): void {
+  /**
+   * Sends what is queued to lanes with room. An idle lane gets a batch at
+   * once, however small (a lone knock waits for nothing). A lane that is
+   * already judging gets a partial batch only at the end of the turn: a
+   * burst submitted in one turn (packets read from the ring in one go) then
+   * fills whole batches instead of going out as batches of one, which leave
+   * the lane idle until the turn ends.
+   */
+  private dispatch(endOfTurn: boolean): void {
     while (this.queue.size > 0) {
       // The least busy lane first: an idle worker never waits while another holds two batches.
       let slot: LaneSlot | undefined;
       for (const candidate of this.slots) if (candidate.inFlight < (slot?.inFlight ?? BATCHES_IN_FLIGHT_PER_LANE)) slot = candidate;
       if (slot === undefined) return;
+      if (slot.inFlight > 0 && !endOfTurn && this.queue.size < this.maxBatch) {
+        this.dispatchAtEndOfTurn();
+        return;
+      }
       // Share the backlog among lanes: small batches when the queue is short keep latency low.
       const batchSize = Math.min(this.maxBatch, Math.ceil(this.queue.size / this.slots.length));
       const batch: TimedKnock[] = [];
       while (batch.length < batchSize) batch.push(this.queue.shift()!.item);
       this.send(slot, batch);
     }
+  }
+
+  private dispatchAtEndOfTurn(): void {
+    if (this.endOfTurnDispatch) return;
+    this.endOfTurnDispatch = true;
+    queueMicrotask(() => {
+      this.endOfTurnDispatch = false;
+      this.dispatch(true);
+    });
   }
 
   private send(slot: LaneSlot, batch: readonly TimedKnock[]): void {
@@ -204,7 +226,7 @@ export class VerificationPool {
     ).finally(() => {
       slot.inFlight -= 1;
       this.inFlightBatches -= 1;
-      this.dispatch();
+      this.dispatch(true);
       if (this.queue.size === 0 && this.inFlightBatches === 0) this.wakeIdleWaiters();
     });
   }

@@ -137,12 +137,23 @@ describe('verification pool: queueing, fairness and counters (fake verifiers)', 
     const lane = new ManualLane();
     const { pool } = manualPool([lane], { maxBatch: 4 });
     for (let index = 0; index < 20; index += 1) pool.submit(junk('198.18.1.1'), now);
-    expect(lane.batches.map((batch) => batch.length)).toEqual([1, 1]);
-    expect(pool.stats()).toMatchObject({ received: 20, queued: 18, queuedPeak: 18 });
+    // The idle lane gets the first knock at once; while it judges, only a whole batch follows within the turn.
+    expect(lane.batches.map((batch) => batch.length)).toEqual([1, 4]);
+    expect(pool.stats()).toMatchObject({ received: 20, queued: 15, queuedPeak: 15 });
     lane.answer();
     await settle();
-    expect(lane.batches.map((batch) => batch.length)).toEqual([1, 1, 4]);
-    expect(pool.stats().queued).toBe(14);
+    expect(lane.batches.map((batch) => batch.length)).toEqual([1, 4, 4]);
+    expect(pool.stats().queued).toBe(11);
+  });
+
+  it('sends a busy lane a partial batch at the end of the turn, not knock by knock', async () => {
+    const lane = new ManualLane();
+    const { pool } = manualPool([lane], { maxBatch: 4 });
+    for (let index = 0; index < 3; index += 1) pool.submit(junk('198.18.1.1'), now);
+    expect(lane.batches.map((batch) => batch.length)).toEqual([1]);
+    await Promise.resolve();
+    expect(lane.batches.map((batch) => batch.length)).toEqual([1, 2]);
+    expect(pool.stats().queued).toBe(0);
   });
 
   it('hands a flooder its own turn only: a later source is judged before the flood backlog', async () => {
