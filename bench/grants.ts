@@ -1,13 +1,15 @@
 /**
- * Grant scaling through the nftables backend itself, in the benchmark's
- * server namespace: the time to add one grant and the TCP connect latency
- * with 1 … 100k grants open, and how late grants actually close.
+ * Grant scaling in the benchmark's server namespace: the time to add one
+ * grant through the root firewall helper, as the daemon adds it (nftables,
+ * grants over the helper's netlink socket), and the TCP connect latency with
+ * 1 … 100k grants open; and how late grants actually close.
  */
-import { NftablesBackend, prefixedRunner, type Grant } from '../server/firewall/index.js';
+import path from 'node:path';
+import { FirewallHelperClient, formatHelperArguments, prefixedRunner, type FirewallPolicy, type Grant } from '../server/firewall/index.js';
 import { nftGrantCommands } from '../server/firewall/nftables.js';
 import { runOrThrow } from '../server/firewall/runner.js';
 import { CLIENT_IPV4, ipv4Text, poolAddress, type BenchNetwork } from './netns.js';
-import { BENCH_SERVICE_PORT } from './pki.js';
+import { BENCH_SERVICE_PORT, repoRoot } from './pki.js';
 
 /** Filler grants: 198.19.0.0/16 × a few ports, never used for traffic. */
 const FILLER_FIRST = 0xc6130000;
@@ -43,17 +45,25 @@ export const REFERENCE_GRANTS = 1_000;
 
 type Connects = (count: number) => Promise<number>;
 
-/** A backend in `namespace` whose set is filled to `open` grants, and the time of one more (re-)grant. */
+const BENCH_POLICY: FirewallPolicy = { mode: 'reject', emergencySshPort: null, publicPorts: [] };
+
+/** The daemon's root firewall helper (dist/), in `namespace`, with the benchmark's policy installed. */
+async function startHelper(namespace: string): Promise<FirewallHelperClient> {
+  const helperScript = path.join(repoRoot, 'dist', 'server', 'firewall', 'privileged-helper.js');
+  const helper = FirewallHelperClient.spawn(['ip', 'netns', 'exec', namespace, process.execPath, helperScript, ...formatHelperArguments({ backend: { kind: 'nftables' }, policy: BENCH_POLICY })]);
+  await helper.start();
+  return helper;
+}
+
+/** A helper in `namespace` whose set is filled to `open` grants, and the time of one more (re-)grant. */
 class MeasuredSet {
   open = 0;
   private nextFiller = 0;
 
-  private constructor(readonly backend: NftablesBackend) {}
+  private constructor(readonly backend: FirewallHelperClient) {}
 
   static async start(namespace: string): Promise<MeasuredSet> {
-    const backend = new NftablesBackend({ runner: prefixedRunner(['ip', 'netns', 'exec', namespace]) });
-    await backend.start({ mode: 'reject', emergencySshPort: null, publicPorts: [] });
-    return new MeasuredSet(backend);
+    return new MeasuredSet(await startHelper(namespace));
   }
 
   async fillTo(level: number): Promise<void> {
@@ -132,8 +142,7 @@ export async function expiryAccuracy(
   probes: number,
   probe: (sources: readonly string[], untilMs: number) => Promise<Record<string, number | null>>,
 ): Promise<ExpiryResult> {
-  const backend = new NftablesBackend({ runner: prefixedRunner(['ip', 'netns', 'exec', network.server]) });
-  await backend.start({ mode: 'reject', emergencySshPort: null, publicPorts: [] });
+  const backend = await startHelper(network.server);
   try {
     const sources = Array.from({ length: probes }, (_, index) => poolAddress(20_000 + index));
     const grants = [
