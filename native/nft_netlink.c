@@ -15,13 +15,13 @@
 #include <linux/netlink.h>
 #include <poll.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#define REPLY_BUFFER_LENGTH (256 * 1024)
+/* A grant transaction has at most six acknowledgements of ≈ 36 bytes (NETLINK_CAP_ACK), a refusal some text more. */
+#define REPLY_BUFFER_LENGTH (32 * 1024)
 #define REPLY_WAIT_MS 1000
 
 #define NETLINK_ERROR "SKNOCK_NFT_NETLINK"
@@ -52,15 +52,24 @@ static napi_value open_netfilter_socket(napi_env env, napi_callback_info info) {
   return int_value(env, descriptor);
 }
 
-/* How many NLMSG_ERROR messages (acknowledgements included) `bytes` holds. */
-static size_t count_acknowledgements(const unsigned char *bytes, size_t length) {
+/*
+ * How many NLMSG_ERROR messages (acknowledgements included) `bytes` holds;
+ * *refused becomes true when one of them carries an error: the transaction
+ * failed, and the acknowledgements still missing will not come.
+ */
+static size_t count_acknowledgements(const unsigned char *bytes, size_t length, bool *refused) {
   size_t count = 0;
   size_t offset = 0;
   while (offset + sizeof(struct nlmsghdr) <= length) {
     struct nlmsghdr header;
     memcpy(&header, bytes + offset, sizeof header);
     if (header.nlmsg_len < sizeof header || header.nlmsg_len > length - offset) break;
-    if (header.nlmsg_type == NLMSG_ERROR) count++;
+    if (header.nlmsg_type == NLMSG_ERROR) {
+      count++;
+      int32_t error = 0;
+      if (header.nlmsg_len >= sizeof header + sizeof error) memcpy(&error, bytes + offset + sizeof header, sizeof error);
+      if (error != 0) *refused = true;
+    }
     offset += NLMSG_ALIGN(header.nlmsg_len);
   }
   return count;
@@ -75,7 +84,8 @@ static long milliseconds_since(const struct timespec *start) {
 /*
  * transact(descriptor, request, expectedAcknowledgements): sends `request`
  * to the kernel and returns every reply datagram received, concatenated,
- * once that many acknowledgements arrived or after REPLY_WAIT_MS.
+ * once that many acknowledgements arrived, once the queue is empty after an
+ * error, or after REPLY_WAIT_MS.
  */
 static napi_value transact(napi_env env, napi_callback_info info) {
   size_t argc = 3;
@@ -100,34 +110,29 @@ static napi_value transact(napi_env env, napi_callback_info info) {
   if (sent < 0) return throw_errno(env, NETLINK_ERROR, "netlink send", errno);
   if ((size_t)sent != request_length) return throw_errno(env, NETLINK_ERROR, "netlink send (short)", EMSGSIZE);
 
-  unsigned char *replies = malloc(REPLY_BUFFER_LENGTH);
-  if (replies == NULL) return throw_errno(env, NETLINK_ERROR, "netlink reply buffer", ENOMEM);
+  unsigned char replies[REPLY_BUFFER_LENGTH];
   size_t received = 0;
   size_t acknowledged = 0;
+  bool refused = false;
   struct timespec start;
   clock_gettime(CLOCK_MONOTONIC, &start);
   while (acknowledged < expected && received < REPLY_BUFFER_LENGTH) {
     ssize_t length = recv(descriptor, replies + received, REPLY_BUFFER_LENGTH - received, MSG_DONTWAIT);
     if (length > 0) {
-      acknowledged += count_acknowledgements(replies + received, (size_t)length);
+      acknowledged += count_acknowledgements(replies + received, (size_t)length, &refused);
       received += (size_t)length;
       continue;
     }
     if (length < 0 && errno == EINTR) continue;
-    if (length < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-      int error = errno;
-      free(replies);
-      return throw_errno(env, NETLINK_ERROR, "netlink receive", error);
-    }
+    if (refused) break; /* everything queued is read: nothing more will come for a refused batch */
+    if (length < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return throw_errno(env, NETLINK_ERROR, "netlink receive", errno);
     long waited = milliseconds_since(&start);
     if (waited >= REPLY_WAIT_MS) break;
     struct pollfd readable = {.fd = descriptor, .events = POLLIN, .revents = 0};
     poll(&readable, 1, (int)(REPLY_WAIT_MS - waited));
   }
   napi_value result;
-  napi_status status = napi_create_buffer_copy(env, received, replies, NULL, &result);
-  free(replies);
-  if (status != napi_ok) return throw_errno(env, NETLINK_ERROR, "netlink reply copy", ENOMEM);
+  if (napi_create_buffer_copy(env, received, replies, NULL, &result) != napi_ok) return throw_errno(env, NETLINK_ERROR, "netlink reply copy", ENOMEM);
   return result;
 }
 
