@@ -32,6 +32,7 @@ const NFNL_MSG_BATCH_END = 0x11;
 const NFNL_SUBSYS_NFTABLES = 10;
 const NFT_MSG_NEWSETELEM = 12;
 const NFT_MSG_DELSETELEM = 14;
+/** The family of the project's table (`inet sknock`, nftables.ts). */
 const NFPROTO_INET = 1;
 
 const NFTA_SET_ELEM_LIST_TABLE = 1;

@@ -140,9 +140,6 @@ export interface NftablesOptions {
   readonly warn?: (message: string) => void;
 }
 
-/** How grants reach the kernel now. */
-export type NftGrantPath = 'netlink' | 'nft -i' | 'nft -f';
-
 /** The default backend: one inet table, grants in kernel-expiring sets. */
 export class NftablesBackend implements FirewallBackend {
   private readonly runner: CommandRunner;
@@ -159,10 +156,6 @@ export class NftablesBackend implements FirewallBackend {
     this.interactive = options.interactive ?? true;
     this.netlinkWanted = options.netlink ?? false;
     this.warn = options.warn ?? (() => undefined);
-  }
-
-  get grantPath(): NftGrantPath {
-    return this.netlink ? 'netlink' : this.interactive ? 'nft -i' : 'nft -f';
   }
 
   async start(policy: FirewallPolicy): Promise<void> {
