@@ -251,8 +251,15 @@ function loadAddon(): { readonly addon: NftNetlinkAddon } | { readonly unavailab
 /** Thrown when the socket itself fails (not the kernel refusing a grant): the caller may fall back to `nft`. */
 export class NetlinkTransportError extends Error {}
 
+/** What the nftables backend needs of a grant writer. */
+export interface GrantWriter {
+  /** Commits one batch; SknockError when the kernel refuses it, NetlinkTransportError when the writer cannot write any more. */
+  write(grants: readonly Grant[]): void;
+  close(): void;
+}
+
 /** A netfilter netlink socket in this process's network namespace, writing grant transactions. */
-export class NetlinkGrantWriter {
+export class NetlinkGrantWriter implements GrantWriter {
   private nextSequence = 1;
 
   private constructor(

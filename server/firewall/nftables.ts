@@ -1,5 +1,5 @@
 import { ESSENTIAL_ICMP, ESSENTIAL_ICMPV6 } from './icmp.js';
-import { NETLINK_BATCH_LIMIT, NetlinkGrantWriter, NetlinkTransportError } from './nft-netlink.js';
+import { NETLINK_BATCH_LIMIT, NetlinkGrantWriter, NetlinkTransportError, type GrantWriter } from './nft-netlink.js';
 import { NftSession } from './nft-session.js';
 import { OperationQueue } from './operation-queue.js';
 import { localRunner, runOrThrow } from './runner.js';
@@ -133,9 +133,10 @@ export interface NftablesOptions {
    * Grants through a netfilter netlink socket of this process (nft-netlink.ts)
    * when the native addon is there, `nft` otherwise. Only for a backend that
    * runs in the network namespace it manages (the root helper): the socket
-   * ignores the runner. Default false.
+   * ignores the runner. Default false; a function opens the writer instead
+   * of NetlinkGrantWriter.open (tests).
    */
-  readonly netlink?: boolean;
+  readonly netlink?: boolean | (() => GrantWriter | { readonly unavailable: string });
   /** Told when grants cannot use netlink and go through `nft` (default: nowhere). */
   readonly warn?: (message: string) => void;
 }
@@ -148,13 +149,15 @@ export class NftablesBackend implements FirewallBackend {
   private session: NftSession | null = null;
   /** Wanted (options.netlink) until it proves unavailable. */
   private netlinkWanted: boolean;
-  private netlink: NetlinkGrantWriter | null = null;
+  private readonly openWriter: () => GrantWriter | { readonly unavailable: string };
+  private netlink: GrantWriter | null = null;
   private readonly warn: (message: string) => void;
 
   constructor(options: NftablesOptions = {}) {
     this.runner = options.runner ?? localRunner;
     this.interactive = options.interactive ?? true;
-    this.netlinkWanted = options.netlink ?? false;
+    this.netlinkWanted = options.netlink !== undefined && options.netlink !== false;
+    this.openWriter = typeof options.netlink === 'function' ? options.netlink : () => NetlinkGrantWriter.open({ table: TABLE_NAME, sets: GRANT_SETS });
     this.warn = options.warn ?? (() => undefined);
   }
 
@@ -210,8 +213,8 @@ export class NftablesBackend implements FirewallBackend {
   }
 
   private openNetlink(): void {
-    const opened = NetlinkGrantWriter.open({ table: TABLE_NAME, sets: GRANT_SETS });
-    if (opened instanceof NetlinkGrantWriter) {
+    const opened = this.openWriter();
+    if (!('unavailable' in opened)) {
       this.netlink = opened;
       return;
     }

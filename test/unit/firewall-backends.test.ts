@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { SknockError } from '../../client-lib/errors.js';
 import { describe, expect, it } from 'vitest';
 import { CommandHooksBackend, expandCommand, parseCommandTemplate } from '../../server/firewall/command-hooks.js';
 import {
@@ -9,6 +10,7 @@ import {
   ipsetGrantScript,
   parseIpsetGrants,
 } from '../../server/firewall/iptables.js';
+import { NetlinkTransportError, type GrantWriter } from '../../server/firewall/nft-netlink.js';
 import { NftSession } from '../../server/firewall/nft-session.js';
 import {
   NftablesBackend,
@@ -193,6 +195,66 @@ describe('NftablesBackend (spawned nft, recorded)', () => {
   it('reports a failing nft with its stderr and a stable code', async () => {
     const backend = new NftablesBackend({ runner: new RecordingRunner(() => ({ code: 1, stderr: 'Error: Could not process rule: No such file or directory' })), interactive: false });
     await expect(backend.grant([v4])).rejects.toMatchObject({ code: 'SKNOCK_FIREWALL_COMMAND_FAILED', message: expect.stringContaining('No such file') });
+  });
+});
+
+/** A grant writer that records batches, or fails as the test says. */
+class FakeWriter implements GrantWriter {
+  readonly batches: Grant[][] = [];
+  closed = false;
+
+  constructor(private readonly failure?: () => Error) {}
+
+  write(grants: readonly Grant[]): void {
+    if (this.failure) throw this.failure();
+    this.batches.push([...grants]);
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+}
+
+describe('NftablesBackend with a netlink grant writer', () => {
+  const started = { command: 'nft', args: ['-f', '-'], stdin: nftStartScript(policy) };
+
+  it('writes grants through the writer and runs nft only to start and stop', async () => {
+    const runner = new RecordingRunner();
+    const writer = new FakeWriter();
+    const backend = new NftablesBackend({ runner, interactive: false, netlink: () => writer });
+    await backend.start(policy);
+    await backend.grant([v4]);
+    expect(writer.batches).toEqual([[v4]]);
+    await backend.stop();
+    expect(writer.closed).toBe(true);
+    expect(runner.calls).toEqual([started, { command: 'nft', args: ['-f', '-'], stdin: nftStopScript() }]);
+  });
+
+  it('falls back to nft, and says so, when the writer cannot be opened or its socket fails', async () => {
+    const warnings: string[] = [];
+    const unavailable = new RecordingRunner();
+    const withoutWriter = new NftablesBackend({ runner: unavailable, interactive: false, netlink: () => ({ unavailable: 'native/ addon not built' }), warn: (message) => warnings.push(message) });
+    await withoutWriter.start(policy);
+    await withoutWriter.grant([v4]);
+    expect(unavailable.calls).toEqual([started, { command: 'nft', args: ['-f', '-'], stdin: `${nftGrantCommands([v4]).join('\n')}\n` }]);
+
+    const broken = new RecordingRunner();
+    const failing = new FakeWriter(() => new NetlinkTransportError('netlink send: No buffer space available'));
+    const withBrokenWriter = new NftablesBackend({ runner: broken, interactive: false, netlink: () => failing, warn: (message) => warnings.push(message) });
+    await withBrokenWriter.start(policy);
+    await withBrokenWriter.grant([v4]);
+    await withBrokenWriter.grant([v4]);
+    expect(broken.calls.slice(1).map((call) => call.stdin)).toEqual([1, 2].map(() => `${nftGrantCommands([v4]).join('\n')}\n`));
+    expect(warnings).toEqual([expect.stringContaining('native/ addon not built'), expect.stringContaining('No buffer space available')]);
+  });
+
+  it('reports the kernel refusing a transaction as a failed grant, without falling back', async () => {
+    const runner = new RecordingRunner();
+    const refusing = new FakeWriter(() => new SknockError('SKNOCK_FIREWALL_COMMAND_FAILED', 'nf_tables refused the grant transaction: ENOENT'));
+    const backend = new NftablesBackend({ runner, interactive: false, netlink: () => refusing });
+    await backend.start(policy);
+    await expect(backend.grant([v4])).rejects.toMatchObject({ code: 'SKNOCK_FIREWALL_COMMAND_FAILED', message: expect.stringContaining('ENOENT') });
+    expect(runner.calls).toEqual([started]);
   });
 });
 
