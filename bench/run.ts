@@ -21,7 +21,7 @@ import type { KnockerTask } from './knocker.js';
 import { BenchNetwork, CLIENT_IPV4, CLIENT_POOL, SERVER_IPV4, outputOf, run } from './netns.js';
 import { BENCH_SERVICE_PORT, issueClients, loadBenchPki, repoRoot, writeClients, type BenchPki } from './pki.js';
 import { floodCharts, markdownSummary, scaleChart, type BenchResults, type FloodRun } from './report.js';
-import { allCores, inProcessThroughput, knockBound, nodeCryptoBaseline, opensslSpeed, poolThroughput, type OpensslBound } from './verify-throughput.js';
+import { allCores, inProcessThroughput, knockBound, nodeCryptoBaseline, opensslSpeed, pairedRatio, poolThroughputs, type OpensslBound, type PoolRates } from './verify-throughput.js';
 
 interface Plan {
   readonly mode: 'quick' | 'full';
@@ -195,11 +195,12 @@ async function measureVerify(plan: Plan, pki: BenchPki) {
   log('pipeline in process');
   const inProcess = inProcessThroughput(pki, measured, warm(0));
   await sampleBound();
-  log('pool with one worker');
-  const single = await poolThroughput(pki, measured, 1, warm(1));
+  log(`pools with one worker and with ${cores}, their rounds alternating`);
+  const [single, multi] = (await poolThroughputs(pki, measured, [
+    { workers: 1, warmClients: warm(1) },
+    { workers: cores, warmClients: warm(2) },
+  ])) as [PoolRates, PoolRates];
   await sampleBound();
-  log(`pool with ${cores} workers`);
-  const multi = await poolThroughput(pki, measured, cores, warm(2));
   log('trust module: new vs cached client certificates (bench/trust.bench.ts)');
   const trust = JSON.parse(await run(process.execPath, [path.join(repoRoot, 'dist', 'bench', 'trust.bench.js'), String(Math.min(plan.clients, 500))], 300_000)) as Record<string, unknown>;
   const openssl = medianBound(opensslSamples);
@@ -232,8 +233,10 @@ async function measureVerify(plan: Plan, pki: BenchPki) {
       workers: multi.workers,
       multi_knocks_per_s: round(multi.new_per_s, 0),
       multi_repeat_knocks_per_s: round(multi.repeat_per_s, 0),
-      scaling: round(multi.new_per_s / single.new_per_s, 2),
-      repeat_scaling: round(multi.repeat_per_s / single.repeat_per_s, 2),
+      // Each round of the all-core pool over the one-worker round just before it: the machine's drift cancels.
+      scaling: round(pairedRatio(multi.new_rates, single.new_rates), 2),
+      repeat_scaling: round(pairedRatio(multi.repeat_rates, single.repeat_rates), 2),
+      scaling_of_medians: round(multi.new_per_s / single.new_per_s, 2),
     },
   };
 }

@@ -146,18 +146,28 @@ export function inProcessThroughput(pki: BenchPki, clients: readonly ClientIdent
   return { new_per_s: newPerSecond, repeat_per_s: repeatPerSecond };
 }
 
-/**
- * Knocks per second through the worker pool (submit, judge, replay
- * decision), new and repeat clients, each the median of
- * MEASUREMENT_ROUNDS rounds. Every knock carries the time it was built, so
- * the run never ages out of the timestamp window.
- */
-export async function poolThroughput(pki: BenchPki, clients: readonly ClientIdentity[], workers: number, warmClients: readonly ClientIdentity[]) {
+export interface PoolSetup {
+  readonly workers: number;
+  /** New clients that compile the pool's code before it is measured (distinct per pool). */
+  readonly warmClients: readonly ClientIdentity[];
+}
+
+export interface PoolRates {
+  readonly workers: number;
+  /** One rate per measurement round, in order: round r of every pool ran back to back. */
+  readonly new_rates: readonly number[];
+  readonly repeat_rates: readonly number[];
+  readonly new_per_s: number;
+  readonly repeat_per_s: number;
+}
+
+/** A pool under measurement: submit a group of knocks, wait until every one is judged. */
+async function benchPool(pki: BenchPki, setup: PoolSetup, queueCapacity: number) {
   const replay = new ReplayCache(1_000_000);
   let accepted = 0;
   let submitted = 0;
   const pool = createVerificationPool({
-    workers,
+    workers: setup.workers,
     serverPrivateKey: pki.server.privateKey,
     serverCertificateDer: pki.server.certificateDer,
     settings: benchSettings,
@@ -165,32 +175,67 @@ export async function poolThroughput(pki: BenchPki, clients: readonly ClientIden
     replay,
     now: Date.now,
     onVerdict: (_knock, verdict) => void (verdict.accepted && (accepted += 1)),
-    queueCapacity: clients.length * 2 + warmClients.length,
+    queueCapacity,
   });
+  const submitAll = async (group: readonly ClientIdentity[]): Promise<number> => {
+    const knocks = knocksFrom(pki, group, Date.now());
+    submitted += knocks.length;
+    collectBenchGarbage();
+    const start = process.hrtime.bigint();
+    for (const knock of knocks) pool.submit(knock, knock.receivedAtMs);
+    await pool.idle();
+    return perSecond(knocks.length, start);
+  };
+  const check = (): void => {
+    if (accepted !== submitted) throw new Error(`the pool accepted ${accepted} of ${submitted} benchmark knocks`);
+  };
+  return { pool, submitAll, check };
+}
+
+/**
+ * Knocks per second through worker pools (submit, judge, replay decision),
+ * new and repeat clients, each the median of MEASUREMENT_ROUNDS rounds.
+ * Every pool is built and warmed first; then round r runs on each pool in
+ * turn: the one-worker and all-core rounds of a pair run seconds apart, not
+ * minutes, and their ratio per round cancels the machine's drift. Every knock carries the time it was built, so the run
+ * never ages out of the timestamp window.
+ */
+export async function poolThroughputs(pki: BenchPki, clients: readonly ClientIdentity[], setups: readonly PoolSetup[]): Promise<PoolRates[]> {
+  const pools = await Promise.all(setups.map((setup) => benchPool(pki, setup, clients.length * 2 + setup.warmClients.length)));
   try {
-    const submitAll = async (group: readonly ClientIdentity[]) => {
-      const knocks = knocksFrom(pki, group, Date.now());
-      submitted += knocks.length;
-      collectBenchGarbage();
-      const start = process.hrtime.bigint();
-      for (const knock of knocks) pool.submit(knock, knock.receivedAtMs);
-      await pool.idle();
-      return perSecond(knocks.length, start);
+    // Pass p of every pool before pass p + 1 of any: no pool idles for long between its warm-up and its rounds
+    // (an isolate left idle for seconds measured up to a third slower in its first rounds: V8 shrinks idle heaps).
+    const passes = async (count: (setup: PoolSetup) => number, group: (setup: PoolSetup) => readonly ClientIdentity[]): Promise<void> => {
+      const most = Math.max(...setups.map(count));
+      for (let pass = 0; pass < most; pass += 1) {
+        for (const [index, setup] of setups.entries()) if (pass < count(setup)) await pools[index]!.submitAll(group(setup));
+      }
     };
     // Workers start and compile their code on the first knocks, new and repeat: not part of the figures.
-    for (let pass = 0; pass < 1 + workers * 2; pass += 1) await submitAll(warmClients);
+    await passes((setup) => 1 + setup.workers * 2, (setup) => setup.warmClients);
     const rounds = slices(clients, MEASUREMENT_ROUNDS);
-    const newRates: number[] = [];
-    for (const round of rounds) newRates.push(await submitAll(round));
+    const newRates = setups.map((): number[] => []);
+    for (const round of rounds) for (const [index, bench] of pools.entries()) newRates[index]!.push(await bench.submitAll(round));
     // Every worker has its own cache: warm each client into all of them (with more passes than workers, most land everywhere).
-    for (let pass = 0; pass < workers * 2; pass += 1) await submitAll(clients);
-    const repeatRates: number[] = [];
-    for (const round of rounds) repeatRates.push(await submitAll(round));
-    if (accepted !== submitted) throw new Error(`the pool accepted ${accepted} of ${submitted} benchmark knocks`);
-    return { workers: pool.stats().lanes, new_per_s: median(newRates), repeat_per_s: median(repeatRates) };
+    await passes((setup) => setup.workers * 2, () => clients);
+    const repeatRates = setups.map((): number[] => []);
+    for (const round of rounds) for (const [index, bench] of pools.entries()) repeatRates[index]!.push(await bench.submitAll(round));
+    for (const bench of pools) bench.check();
+    return setups.map((setup, index) => ({
+      workers: pools[index]!.pool.stats().lanes,
+      new_rates: newRates[index]!,
+      repeat_rates: repeatRates[index]!,
+      new_per_s: median(newRates[index]!),
+      repeat_per_s: median(repeatRates[index]!),
+    }));
   } finally {
-    await pool.close();
+    await Promise.all(pools.map((bench) => bench.pool.close()));
   }
+}
+
+/** The median over rounds of `numerator[r] / denominator[r]`: rates measured back to back. */
+export function pairedRatio(numerator: readonly number[], denominator: readonly number[]): number {
+  return median(numerator.map((value, index) => value / denominator[index]!));
 }
 
 export const allCores = (): number => availableParallelism();
