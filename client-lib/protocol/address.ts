@@ -49,14 +49,37 @@ export function formatAddress(bytes: Uint8Array): string {
   return bytes.length === IPV4_LENGTH ? formatIPv4(bytes) : formatIPv6(bytes);
 }
 
-const IPV4_PART = /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]\d|\d)$/;
 const IPV6_GROUP = /^[0-9a-fA-F]{1,4}$/;
 
-/** Dotted-decimal IPv4 text (no leading zeros, as node:net accepts it) → 4 bytes. */
+/**
+ * Dotted-decimal IPv4 text (no leading zeros, as node:net accepts it) → 4
+ * bytes. A character loop: it runs for every captured knock (its source is
+ * the fair queue's key and the address the knock must match), where a
+ * split and four regular expressions cost a few µs.
+ */
 export function parseIPv4(text: string): Uint8Array | undefined {
-  const parts = text.split('.');
-  if (parts.length !== IPV4_LENGTH || !parts.every((part) => IPV4_PART.test(part))) return undefined;
-  return Uint8Array.from(parts, Number);
+  const bytes = new Uint8Array(IPV4_LENGTH);
+  let part = 0;
+  let value = 0;
+  let digits = 0;
+  for (let index = 0; index <= text.length; index += 1) {
+    const code = index === text.length ? 0x2e : text.charCodeAt(index);
+    if (code === 0x2e) {
+      if (digits === 0 || part === IPV4_LENGTH) return undefined;
+      bytes[part++] = value;
+      value = 0;
+      digits = 0;
+    } else if (code >= 0x30 && code <= 0x39) {
+      // A leading zero only as the whole part ("0", not "01").
+      if (digits === 1 && value === 0) return undefined;
+      value = value * 10 + (code - 0x30);
+      digits += 1;
+      if (value > 255) return undefined;
+    } else {
+      return undefined;
+    }
+  }
+  return part === IPV4_LENGTH ? bytes : undefined;
 }
 
 /** IPv6 text (RFC 4291 2.2 forms, no zone index) → 16 bytes. */

@@ -1,4 +1,4 @@
-import { BlockList, isIPv6, SocketAddress } from 'node:net';
+import { BlockList, isIPv4, isIPv6, SocketAddress } from 'node:net';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { canonicalAddress, formatIPv4, formatIPv6, parseAddress, parseIPv4, parseIPv6 } from '../../client-lib/protocol/address.js';
@@ -122,5 +122,19 @@ describe('parseIPv6 / canonicalAddress', () => {
 
   it('parses IPv4 text to its bytes', () => {
     expect(Array.from(parseIPv4('198.18.0.255') ?? [])).toEqual([198, 18, 0, 255]);
+  });
+
+  it('agrees with node:net on which texts are IPv4 addresses, and reads their bytes', () => {
+    const part = fc.oneof(fc.integer({ min: 0, max: 300 }).map(String), fc.constantFrom('', '0', '00', '01', '255', '256', '1000', '+1', ' 1', 'a'));
+    const dotted = fc.array(part, { minLength: 1, maxLength: 6 }).map((parts) => parts.join('.'));
+    const randomText = fc.array(fc.constantFrom(...'0123456789.'.split('')), { maxLength: 18 }).map((chars) => chars.join(''));
+    fc.assert(
+      fc.property(fc.oneof(dotted, randomText), (text) => {
+        const bytes = parseIPv4(text);
+        expect(bytes !== undefined).toBe(isIPv4(text));
+        if (bytes !== undefined) expect(Array.from(bytes).join('.')).toBe(text);
+      }),
+      { seed: SEED, numRuns: 5000 },
+    );
   });
 });
