@@ -103,7 +103,7 @@ function message(type: number, flags: number, sequence: number, family: number, 
  * concatenation fills whole 32-bit registers, so the protocol byte and the
  * port (network order) are each padded to four bytes.
  */
-export function grantKey(grant: Grant): Buffer {
+export function setElementKey(grant: Grant): Buffer {
   const address = parseAddress(grant.address);
   if (address === undefined) throw new RangeError(`not an IP address: ${grant.address}`);
   const key = Buffer.alloc(address.length + 8);
@@ -113,14 +113,16 @@ export function grantKey(grant: Grant): Buffer {
   return key;
 }
 
-function elementList(grants: readonly Grant[], withTimeout: boolean): Buffer {
+/** The element list of one message: each key, and with `withTimeout` each grant's timeout in milliseconds. */
+function elementList(members: readonly { readonly grant: Grant; readonly key: Buffer }[], withTimeout: boolean): Buffer {
   return nested(
     NFTA_SET_ELEM_LIST_ELEMENTS,
-    grants.map((grant) => {
+    members.map(({ grant, key }) => {
+      const element = nested(NFTA_SET_ELEM_KEY, [attribute(NFTA_DATA_VALUE, key)]);
+      if (!withTimeout) return nested(NFTA_LIST_ELEM, [element]);
       const timeout = Buffer.alloc(8);
       timeout.writeBigUInt64BE(BigInt(grant.seconds) * 1000n);
-      const key = nested(NFTA_SET_ELEM_KEY, [attribute(NFTA_DATA_VALUE, grantKey(grant))]);
-      return nested(NFTA_LIST_ELEM, withTimeout ? [key, attribute(NFTA_SET_ELEM_TIMEOUT, timeout)] : [key]);
+      return nested(NFTA_LIST_ELEM, [element, attribute(NFTA_SET_ELEM_TIMEOUT, timeout)]);
     }),
   );
 }
@@ -144,8 +146,10 @@ export function encodeGrantTransaction(target: GrantSets, grants: readonly Grant
   let sequence = firstSequence;
   const messages = [message(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, sequence++, 0, NFNL_SUBSYS_NFTABLES, Buffer.alloc(0))];
   const acknowledged: number[] = [];
+  const keyed = grants.map((grant) => ({ grant, key: setElementKey(grant) }));
   for (const family of [4, 6] as const) {
-    const members = grants.filter((grant) => parseAddress(grant.address)?.length === (family === 4 ? 4 : 16));
+    // An IPv4 key is 4 + 8 bytes long, an IPv6 one 16 + 8.
+    const members = keyed.filter(({ key }) => key.length === (family === 4 ? 12 : 24));
     if (members.length === 0) continue;
     const names = [attribute(NFTA_SET_ELEM_LIST_TABLE, cString(target.table)), attribute(NFTA_SET_ELEM_LIST_SET, cString(target.sets[family]))];
     const steps = [

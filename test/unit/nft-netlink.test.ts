@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   decodeAcknowledgements,
   encodeGrantTransaction,
-  grantKey,
+  setElementKey,
   transactionFailure,
   type GrantSets,
 } from '../../server/firewall/nft-netlink.js';
@@ -79,9 +79,9 @@ function acknowledgement(sequence: number, error: number, text?: string): Buffer
 
 describe('nf_tables netlink encoding of grants', () => {
   it('lays out a set key as address . protocol . port, each field padded to 32 bits', () => {
-    expect(grantKey(v4).toString('hex')).toBe('c6120002' + '06000000' + '01bb0000');
-    expect(grantKey(v6).toString('hex')).toBe('fd000018000000000000000000000002' + '11000000' + '00350000');
-    expect(() => grantKey({ ...v4, address: 'not an address' })).toThrow(RangeError);
+    expect(setElementKey(v4).toString('hex')).toBe('c6120002' + '06000000' + '01bb0000');
+    expect(setElementKey(v6).toString('hex')).toBe('fd000018000000000000000000000002' + '11000000' + '00350000');
+    expect(() => setElementKey({ ...v4, address: 'not an address' })).toThrow(RangeError);
   });
 
   it('writes one batch: add, delete, add per family, each acknowledged, numbered from the first sequence', () => {
@@ -106,7 +106,7 @@ describe('nf_tables netlink encoding of grants', () => {
     const [element] = attributes(list!.payload);
     const [key, timeout] = attributes(element!.payload);
     expect(key).toMatchObject({ type: 1, nested: true });
-    expect(attributes(key!.payload)[0]!.payload).toEqual(grantKey(v6));
+    expect(attributes(key!.payload)[0]!.payload).toEqual(setElementKey(v6));
     expect(timeout!.type).toBe(4);
     expect(timeout!.payload.readBigUInt64BE()).toBe(86_400_000n);
     const removed = attributes(attributes(remove!.attributes[2]!.payload)[0]!.payload);
@@ -118,7 +118,7 @@ describe('nf_tables netlink encoding of grants', () => {
     const sent = messages(encodeGrantTransaction(target, grants, 1).bytes);
     expect(sent).toHaveLength(5);
     const keys = attributes(sent[1]!.attributes[2]!.payload).map((element) => attributes(attributes(element.payload)[0]!.payload)[0]!.payload);
-    expect(keys).toEqual(grants.map(grantKey));
+    expect(keys).toEqual(grants.map(setElementKey));
   });
 });
 
