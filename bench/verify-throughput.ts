@@ -195,16 +195,17 @@ async function benchPool(pki: BenchPki, setup: PoolSetup, queueCapacity: number)
 /**
  * Knocks per second through worker pools (submit, judge, replay decision),
  * new and repeat clients, each the median of MEASUREMENT_ROUNDS rounds.
- * Every pool is built and warmed first; then round r runs on each pool in
- * turn: the one-worker and all-core rounds of a pair run seconds apart, not
- * minutes, and their ratio per round cancels the machine's drift. Every knock carries the time it was built, so the run
- * never ages out of the timestamp window.
+ * The pools are warmed, then measured, in turns: round r runs on each pool
+ * before round r + 1 on any, so the one-worker and all-core rounds of a
+ * pair run seconds apart, not minutes, and their ratio per round cancels
+ * the machine's drift. Every knock carries the time it was built, so the
+ * run never ages out of the timestamp window.
  */
 export async function poolThroughputs(pki: BenchPki, clients: readonly ClientIdentity[], setups: readonly PoolSetup[]): Promise<PoolRates[]> {
   const pools = await Promise.all(setups.map((setup) => benchPool(pki, setup, clients.length * 2 + setup.warmClients.length)));
   try {
-    // Pass p of every pool before pass p + 1 of any: no pool idles for long between its warm-up and its rounds
-    // (an isolate left idle for seconds measured up to a third slower in its first rounds: V8 shrinks idle heaps).
+    // Pass p of every pool before pass p + 1 of any: no pool waits through the other's whole warm-up before its rounds
+    // (in one probe the pool that had waited was ≈ 25 % slower in its first round than in its third; the cause was not found).
     const passes = async (count: (setup: PoolSetup) => number, group: (setup: PoolSetup) => readonly ClientIdentity[]): Promise<void> => {
       const most = Math.max(...setups.map(count));
       for (let pass = 0; pass < most; pass += 1) {

@@ -181,10 +181,11 @@ export class VerificationPool {
   /**
    * Sends what is queued to lanes with room. An idle lane gets a batch at
    * once, however small (a lone knock waits for nothing). A lane that is
-   * already judging gets a partial batch only at the end of the turn: a
-   * burst submitted in one turn (packets read from the ring in one go) then
-   * fills whole batches instead of going out as batches of one, which leave
-   * the lane idle until the turn ends.
+   * already judging gets one within the turn only once a full batch's worth
+   * (maxBatch) is queued, and otherwise at the end of the turn: a burst
+   * submitted in one turn (packets read from the ring in one go) then goes
+   * out in large batches, not as batches of one that leave the lane idle
+   * until the turn ends.
    */
   private dispatch(endOfTurn: boolean): void {
     while (this.queue.size > 0) {
