@@ -9,6 +9,8 @@
  * P-256 has cofactor 1, so a point that is on the curve needs no further
  * check. node's hkdfSync and createDecipheriv build key objects and fetch
  * algorithm implementations per call; here both are fetched once per thread.
+ * A client's key is kept as its point alone: an EC_KEY copies the group, and
+ * with it ≈2 KB per cached client.
  * A CA's key gets a precomputed multiplication table (createIssuerVerifier):
  * ECDSA_verify computes u1·G + u2·Q with a table for G only and builds a
  * window for Q on every call; with a table for Q as well, a certificate's
@@ -130,20 +132,28 @@ static const napi_type_tag AGREEMENT_TAG = {0x736b6e6f636b2d61ULL, 0x677265656d6
 static const napi_type_tag VERIFIER_TAG = {0x736b6e6f636b2d76ULL, 0x6572696669657221ULL};
 static const napi_type_tag ISSUER_VERIFIER_TAG = {0x736b6e6f636b2d69ULL, 0x7373756572746162ULL};
 
-/* An EC_KEY wrapped as a tagged external that frees it when collected; NULL with an error pending otherwise. */
-static napi_value wrap_key(napi_env env, EC_KEY *key, const napi_type_tag *tag);
-
-/* The EC_KEY inside a handle carrying `tag`; NULL with a TypeError pending otherwise. */
-static EC_KEY *unwrap_key(napi_env env, napi_value value, const napi_type_tag *tag, const char *expected) {
+/* What a tagged external made here holds; NULL with a TypeError pending for anything else. */
+static void *unwrap_handle(napi_env env, napi_value value, const napi_type_tag *tag, const char *expected) {
   napi_valuetype type = napi_undefined;
   bool tagged = false;
-  EC_KEY *key = NULL;
+  void *handle = NULL;
   if (napi_typeof(env, value, &type) != napi_ok || type != napi_external || napi_check_object_type_tag(env, value, tag, &tagged) != napi_ok ||
-      !tagged || napi_get_value_external(env, value, (void **)&key) != napi_ok) {
+      !tagged || napi_get_value_external(env, value, &handle) != napi_ok) {
     throw_type_error(env, expected);
     return NULL;
   }
-  return key;
+  return handle;
+}
+
+/* `handle` as a tagged external that calls `finalize` on it when collected; NULL with an error pending otherwise (and `handle` finalized). */
+static napi_value wrap_handle(napi_env env, void *handle, napi_finalize finalize, const napi_type_tag *tag) {
+  napi_value external;
+  if (napi_create_external(env, handle, finalize, NULL, &external) != napi_ok) {
+    finalize(env, handle, NULL);
+    return throw_error(env, "cannot wrap the key");
+  }
+  if (napi_type_tag_object(env, external, tag) != napi_ok) return throw_error(env, "cannot tag the key");
+  return external;
 }
 
 /* A handle carrying `tag` followed by `count` byte arrays; NULL with a TypeError pending otherwise. */
@@ -151,7 +161,7 @@ static EC_KEY *key_and_bytes(napi_env env, napi_callback_info info, const napi_t
                              const unsigned char **data, size_t *lengths) {
   napi_value argv[MAX_ARGUMENTS];
   if (!arguments_of(env, info, 1 + count, argv)) return NULL;
-  EC_KEY *key = unwrap_key(env, argv[0], tag, expected);
+  EC_KEY *key = unwrap_handle(env, argv[0], tag, expected);
   return key != NULL && bytes_of(env, argv + 1, count, data, lengths) ? key : NULL;
 }
 
@@ -192,14 +202,16 @@ static void key_finalize(napi_env env, void *data, void *hint) {
   EC_KEY_free(data);
 }
 
-static napi_value wrap_key(napi_env env, EC_KEY *key, const napi_type_tag *tag) {
-  napi_value external;
-  if (napi_create_external(env, key, key_finalize, NULL, &external) != napi_ok) {
-    EC_KEY_free(key);
-    return throw_error(env, "cannot wrap the key");
-  }
-  if (napi_type_tag_object(env, external, tag) != napi_ok) return throw_error(env, "cannot tag the key");
-  return external;
+static void point_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  EC_POINT_free(data);
+}
+
+static void table_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  EC_GROUP_free(data);
 }
 
 /* createAgreement(scalar): an opaque server key for derive(); throws for a scalar outside 1..n-1. */
@@ -223,7 +235,7 @@ static napi_value create_agreement(napi_env env, napi_callback_info info) {
     EC_KEY_free(key);
     return throw_error(env, "not a valid P-256 private key");
   }
-  return wrap_key(env, key, &AGREEMENT_TAG);
+  return wrap_handle(env, key, key_finalize, &AGREEMENT_TAG);
 }
 
 /* derive(agreement, point): the 32-byte shared x-coordinate, or null for bytes that are not a point on P-256. */
@@ -263,20 +275,12 @@ static EC_POINT *point_argument(napi_env env, napi_callback_info info, napi_valu
   return point;
 }
 
-/* createVerifier(point): an opaque public key for verify(), or null for bytes that are not a point on P-256. */
+/* createVerifier(point): an opaque public key for verify() (the decoded point), or null for bytes that are not a point on P-256. */
 static napi_value create_verifier(napi_env env, napi_callback_info info) {
   napi_value result = NULL;
   EC_POINT *point = point_argument(env, info, &result);
   if (point == NULL) return result;
-  const EC_GROUP *group = instance_of(env)->group;
-  EC_KEY *key = EC_KEY_new();
-  int ok = key != NULL && EC_KEY_set_group(key, group) == 1 && EC_KEY_set_public_key(key, point) == 1;
-  EC_POINT_free(point);
-  if (!ok) {
-    EC_KEY_free(key);
-    return throw_error(env, "cannot build the public key");
-  }
-  return wrap_key(env, key, &VERIFIER_TAG);
+  return wrap_handle(env, point, point_finalize, &VERIFIER_TAG);
 }
 
 /*
@@ -288,12 +292,6 @@ static napi_value create_verifier(napi_env env, napi_callback_info info) {
 static int invert_mod_order(const Instance *instance, BIGNUM *result, const BIGNUM *value) {
   if (instance->curve_inverse != NULL) return instance->curve_inverse(instance->group, result, value, instance->numbers) == 1;
   return BN_mod_inverse(result, value, EC_GROUP_get0_order(instance->group), instance->numbers) != NULL;
-}
-
-static void table_finalize(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)hint;
-  EC_GROUP_free(data);
 }
 
 /*
@@ -311,21 +309,32 @@ static napi_value create_issuer_verifier(napi_env env, napi_callback_info info) 
   int ok = table != NULL && EC_GROUP_set_generator(table, point, EC_GROUP_get0_order(group), BN_value_one()) == 1 &&
            EC_GROUP_precompute_mult(table, instance_of(env)->numbers) == 1;
   EC_POINT_free(point);
-  if (!ok || napi_create_external(env, table, table_finalize, NULL, &result) != napi_ok) {
+  if (!ok) {
     EC_GROUP_free(table);
     return throw_error(env, "cannot build the issuer's table");
   }
-  if (napi_type_tag_object(env, result, &ISSUER_VERIFIER_TAG) != napi_ok) return throw_error(env, "cannot tag the issuer's table");
-  return result;
+  return wrap_handle(env, table, table_finalize, &ISSUER_VERIFIER_TAG);
+}
+
+/* u1·G + u2·Q into sum: Q from the issuer's table when there is one (two multiplications, each with a table), else the point (one, as ECDSA_verify does it). */
+static int combine(const EC_GROUP *group, EC_POINT *sum, const BIGNUM *u1, const BIGNUM *u2, const EC_GROUP *issuer_table, const EC_POINT *key,
+                   BN_CTX *numbers) {
+  if (issuer_table == NULL) return EC_POINT_mul(group, sum, u1, key, u2, numbers) == 1;
+  EC_POINT *by_generator = EC_POINT_new(group), *by_issuer = EC_POINT_new(issuer_table);
+  int ok = by_generator != NULL && by_issuer != NULL && EC_POINT_mul(group, by_generator, u1, NULL, NULL, numbers) == 1 &&
+           EC_POINT_mul(issuer_table, by_issuer, u2, NULL, NULL, numbers) == 1 && EC_POINT_add(group, sum, by_generator, by_issuer, numbers) == 1;
+  EC_POINT_free(by_generator);
+  EC_POINT_free(by_issuer);
+  return ok;
 }
 
 /*
  * ECDSA verification (SEC 1 §4.1.4) of a DER signature over a SHA-256 digest
- * by the key whose table is `table`: u1·G from P-256's own table, u2·Q from
- * the issuer's, then x(u1·G + u2·Q) mod n = r. The same checks as
- * ECDSA_verify: canonical DER only, and 1 <= r, s < n.
+ * by the key Q (`issuer_table`'s generator, or `key`): x(u1·G + u2·Q) mod n
+ * = r. The same checks as ECDSA_verify: canonical DER only, and 1 <= r, s < n.
  */
-static int verify_with_table(Instance *instance, const EC_GROUP *table, const unsigned char *digest, const unsigned char *der, size_t der_length) {
+static int verify_signature(Instance *instance, const EC_GROUP *issuer_table, const EC_POINT *key, const unsigned char *digest,
+                            const unsigned char *der, size_t der_length) {
   const EC_GROUP *group = instance->group;
   const BIGNUM *order = EC_GROUP_get0_order(group);
   /* A P-256 signature is at most 72 bytes of DER; anything longer is not one. */
@@ -344,17 +353,14 @@ static int verify_with_table(Instance *instance, const EC_GROUP *table, const un
   BN_CTX *numbers = instance->numbers;
   BN_CTX_start(numbers);
   BIGNUM *e = BN_CTX_get(numbers), *w = BN_CTX_get(numbers), *u1 = BN_CTX_get(numbers), *u2 = BN_CTX_get(numbers), *x = BN_CTX_get(numbers);
-  EC_POINT *by_generator = EC_POINT_new(group), *by_issuer = EC_POINT_new(table), *sum = EC_POINT_new(group);
-  if (well_formed && x != NULL && by_generator != NULL && by_issuer != NULL && sum != NULL) {
+  EC_POINT *sum = EC_POINT_new(group);
+  if (well_formed && x != NULL && sum != NULL) {
     /* SHA-256 is as long as the order of P-256: e is the whole digest, and the products reduce it mod n. */
     valid = BN_bin2bn(digest, SHA256_LENGTH, e) != NULL && invert_mod_order(instance, w, s) &&
             BN_mod_mul(u1, e, w, order, numbers) == 1 && BN_mod_mul(u2, r, w, order, numbers) == 1 &&
-            EC_POINT_mul(group, by_generator, u1, NULL, NULL, numbers) == 1 && EC_POINT_mul(table, by_issuer, u2, NULL, NULL, numbers) == 1 &&
-            EC_POINT_add(group, sum, by_generator, by_issuer, numbers) == 1 && !EC_POINT_is_at_infinity(group, sum) &&
+            combine(group, sum, u1, u2, issuer_table, key, numbers) && !EC_POINT_is_at_infinity(group, sum) &&
             EC_POINT_get_affine_coordinates(group, sum, x, NULL, numbers) == 1 && BN_nnmod(x, x, order, numbers) == 1 && BN_cmp(x, r) == 0;
   }
-  EC_POINT_free(by_generator);
-  EC_POINT_free(by_issuer);
   EC_POINT_free(sum);
   BN_CTX_end(numbers);
   OPENSSL_free(canonical);
@@ -380,17 +386,15 @@ static napi_value verify(napi_env env, napi_callback_info info) {
   if (from_table) {
     if (napi_get_value_external(env, argv[0], &handle) != napi_ok) return throw_type_error(env, "expected a verifier from createVerifier()");
   } else {
-    handle = unwrap_key(env, argv[0], &VERIFIER_TAG, "expected a verifier from createVerifier()");
+    handle = unwrap_handle(env, argv[0], &VERIFIER_TAG, "expected a verifier from createVerifier()");
     if (handle == NULL) return NULL;
   }
   if (!bytes_of(env, argv + 1, 2, bytes, lengths)) return NULL;
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(bytes[0], lengths[0], digest);
-  if (from_table) return boolean_value(env, verify_with_table(instance_of(env), handle, digest, bytes[1], lengths[1]));
-  /* 1 = valid; 0 = wrong signature; -1 = not DER (OpenSSL also refuses non-canonical DER). */
-  int valid = ECDSA_verify(0, digest, sizeof digest, bytes[1], (int)lengths[1], handle) == 1;
-  ERR_clear_error();
-  return boolean_value(env, valid);
+  const EC_GROUP *issuer_table = from_table ? handle : NULL;
+  const EC_POINT *key = from_table ? NULL : handle;
+  return boolean_value(env, verify_signature(instance_of(env), issuer_table, key, digest, bytes[1], lengths[1]));
 }
 
 /* HMAC-SHA256 of the concatenated parts into out (32 bytes); 0 on failure. */

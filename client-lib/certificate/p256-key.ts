@@ -17,24 +17,32 @@ import { p256Engine } from '../native-p256.js';
 const issuerVerifiers = new Map<string, object>();
 const MAX_ISSUER_TABLES = 32;
 
+/** SubjectPublicKeyInfo for a compressed P-256 point, up to the point: ecPublicKey, prime256v1, a 34-byte BIT STRING. */
+const compressedSpkiPrefix = Buffer.from('3039301306072a8648ce3d020106082a8648ce3d030107032200', 'hex');
+
 export class P256Key {
   private keyObject: KeyObject | undefined;
   /** The native path's key (createVerifier), when that path runs. */
   private nativeVerifier: object | undefined;
 
-  private constructor(
-    /** SEC 1: 65 bytes uncompressed or 33 compressed. */
-    readonly point: Buffer,
-    private readonly spkiDer: Buffer,
-  ) {}
+  /**
+   * SEC 1 (65 bytes uncompressed or 33 compressed) as latin1 text: a copy on
+   * the V8 heap. A view into the certificate would keep the whole datagram,
+   * or the whole batch of datagrams a worker received, alive in the cache.
+   */
+  private readonly pointText: string;
 
-  /** The key at `point` (whose SubjectPublicKeyInfo is `spkiDer`), or undefined when it is not on P-256. */
-  static decode(point: Buffer, spkiDer: Buffer): P256Key | undefined {
+  private constructor(point: Buffer) {
+    this.pointText = point.toString('latin1');
+  }
+
+  /** The key at `point`, or undefined when it is not on P-256. */
+  static decode(point: Buffer): P256Key | undefined {
     // The SEC 1 forms both paths take: OpenSSL's decoders would also read the hybrid 0x06/0x07 form, the native path does not.
     const uncompressed = point.length === 65 && point[0] === 0x04;
     const compressed = point.length === 33 && (point[0] === 0x02 || point[0] === 0x03);
     if (!uncompressed && !compressed) return undefined;
-    const key = new P256Key(point, spkiDer);
+    const key = new P256Key(point);
     const native = p256Engine.native;
     if (native) {
       key.nativeVerifier = native.createVerifier(point) ?? undefined;
@@ -56,7 +64,7 @@ export class P256Key {
   useIssuerTable(): void {
     const native = p256Engine.native;
     if (!native) return;
-    const id = this.point.toString('latin1');
+    const id = this.pointText;
     let verifier = issuerVerifiers.get(id);
     if (verifier === undefined) {
       verifier = native.createIssuerVerifier(this.point) ?? undefined;
@@ -65,6 +73,11 @@ export class P256Key {
       issuerVerifiers.set(id, verifier);
     }
     this.nativeVerifier = verifier;
+  }
+
+  /** The SEC 1 point, a fresh copy. */
+  get point(): Buffer {
+    return Buffer.from(this.pointText, 'latin1');
   }
 
   /** node:crypto's form, for anything outside the packet path. */
@@ -86,9 +99,10 @@ export class P256Key {
 
   /** JWK for uncompressed points: OpenSSL 3's SPKI decoders cost ≈ 314 µs against ≈ 135 µs. */
   private importKeyObject(): KeyObject {
-    if (this.point.length !== 65) return createPublicKey({ key: this.spkiDer, format: 'der', type: 'spki' });
-    const x = this.point.subarray(1, 33).toString('base64url');
-    const y = this.point.subarray(33).toString('base64url');
+    const point = this.point;
+    if (point.length !== 65) return createPublicKey({ key: Buffer.concat([compressedSpkiPrefix, point]), format: 'der', type: 'spki' });
+    const x = point.subarray(1, 33).toString('base64url');
+    const y = point.subarray(33).toString('base64url');
     return createPublicKey({ key: { kty: 'EC', crv: 'P-256', x, y }, format: 'jwk' });
   }
 }

@@ -37,9 +37,8 @@ export function decodeSubjectPublicKey(bytes: Buffer, spki: DerElement): Subject
   const bits = contentOf(bytes, fields[1]!);
   // Every key type here is whole octets; OpenSSL would let unused bits through.
   if (bits[0] !== 0) return undefined;
-  const spkiDer = encodingOf(bytes, spki);
   if (algorithm.algorithm === publicKeyOid.ecPublicKey && algorithm.curve === publicKeyOid.prime256v1) {
-    const p256 = P256Key.decode(bits.subarray(1), spkiDer);
+    const p256 = P256Key.decode(bits.subarray(1));
     return p256 && {
       get key() {
         return p256.nodeKey;
@@ -49,7 +48,7 @@ export function decodeSubjectPublicKey(bytes: Buffer, spki: DerElement): Subject
     };
   }
   try {
-    return { key: createPublicKey({ key: spkiDer, format: 'der', type: 'spki' }), p256: undefined, algorithm };
+    return { key: createPublicKey({ key: encodingOf(bytes, spki), format: 'der', type: 'spki' }), p256: undefined, algorithm };
   } catch {
     // OpenSSL refused the key: off the curve, unknown algorithm, bad encoding.
     return undefined;

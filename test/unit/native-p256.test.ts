@@ -207,9 +207,9 @@ describe('native P-256 agrees with node:crypto', () => {
     );
   });
 
-  it('refuses with an issuer table what ECDSA_verify refuses: r or s of 0, n or above, non-canonical DER, trailing bytes', () => {
+  it.each(['createVerifier', 'createIssuerVerifier'] as const)('refuses with %s what ECDSA_verify refuses: r or s of 0, n or above, non-canonical DER, trailing bytes', (make) => {
     const signer = p256Signer();
-    const table = native.createIssuerVerifier(signer.point)!;
+    const verifier = native[make](signer.point)!;
     const message = randomBytes(300);
     const signature = sign('sha256', message, signer.privateKey);
     const { r, s } = signatureNumbers(signature);
@@ -226,10 +226,10 @@ describe('native P-256 agrees with node:crypto', () => {
       Buffer.alloc(80, 0x30),
     ];
     for (const candidate of refused) {
-      expect(native.verify(table, message, candidate)).toBe(false);
+      expect(native.verify(verifier, message, candidate)).toBe(false);
       expect(verify('sha256', message, signer.publicKey, candidate)).toBe(false);
     }
-    expect(native.verify(table, message, signature)).toBe(true);
+    expect(native.verify(verifier, message, signature)).toBe(true);
   });
 
   it('builds an issuer table only for a point on P-256', () => {
@@ -318,12 +318,30 @@ describe('native P-256 agrees with node:crypto', () => {
 
 describe('P256Key takes only the SEC 1 forms both paths read', () => {
   it('refuses a 65-byte key whose first byte is not 0x04 (hybrid 0x06/0x07 included), on either path', () => {
-    const { point, spki } = p256Signer();
-    expect(P256Key.decode(point, spki)).toBeInstanceOf(P256Key);
+    const { point } = p256Signer();
+    expect(P256Key.decode(point)).toBeInstanceOf(P256Key);
     const yIsOdd = (point[64]! & 1) === 1;
     for (const prefix of [0x00, 0x05, yIsOdd ? 0x07 : 0x06, 0x02]) {
-      expect(P256Key.decode(Buffer.concat([Buffer.of(prefix), point.subarray(1)]), spki), `prefix ${prefix}`).toBeUndefined();
+      expect(P256Key.decode(Buffer.concat([Buffer.of(prefix), point.subarray(1)])), `prefix ${prefix}`).toBeUndefined();
     }
+  });
+});
+
+describe('P256Key keeps its own copy of the point', () => {
+  it('does not see later changes to the bytes it was decoded from (a view would keep a whole datagram alive in the cache)', () => {
+    const { point } = p256Signer();
+    const datagram = Buffer.concat([Buffer.alloc(7), point, Buffer.alloc(9)]);
+    const key = P256Key.decode(datagram.subarray(7, 7 + 65))!;
+    datagram.fill(0);
+    expect(key.point.equals(point)).toBe(true);
+  });
+
+  it('gives node:crypto the same key from the compressed form as from the uncompressed one', () => {
+    const { point, publicKey } = p256Signer();
+    const compressed = Buffer.concat([Buffer.of(0x02 | (point[64]! & 1)), point.subarray(1, 33)]);
+    const key = P256Key.decode(compressed)!;
+    expect(key.point.equals(compressed)).toBe(true);
+    expect(key.nodeKey.equals(publicKey)).toBe(true);
   });
 });
 
