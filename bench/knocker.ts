@@ -21,8 +21,18 @@ interface Target {
 }
 
 export type KnockerTask =
-  /** `count` knocks, one every intervalMs (0: one after another), each followed by TCP connects until one succeeds. */
-  | (Target & { readonly mode: 'knocks'; readonly count: number; readonly intervalMs: number; readonly timeoutMs: number; readonly firstSource: number })
+  /**
+   * `count` knocks, one every intervalMs (0: one after another), each followed by TCP connects until one succeeds;
+   * knock i comes from client firstClient + i (default 0) of the clients file.
+   */
+  | (Target & {
+      readonly mode: 'knocks';
+      readonly count: number;
+      readonly intervalMs: number;
+      readonly timeoutMs: number;
+      readonly firstSource: number;
+      readonly firstClient?: number;
+    })
   /** Knocks at `rate` per second for `seconds`, not waiting for anything. */
   | (Target & { readonly mode: 'sustained'; readonly rate: number; readonly seconds: number; readonly firstSource: number })
   /** `count` TCP connects from `source` (already granted): connect latency. */
@@ -104,7 +114,7 @@ async function knocks(task: Extract<KnockerTask, { mode: 'knocks' }>, clients: r
   for (let index = 0; index < task.count; index += 1) {
     const source = poolAddress(task.firstSource + index);
     if (task.intervalMs > 0) await sleep(Math.max(0, started + index * task.intervalMs - Date.now()));
-    const datagram = knockFor(task, clients[index % clients.length]!, serverCertificateDer, source, Date.now());
+    const datagram = knockFor(task, clients[((task.firstClient ?? 0) + index) % clients.length]!, serverCertificateDer, source, Date.now());
     const attempt = knockAndConnect(task, datagram, source, task.timeoutMs).then((result) => {
       results[index] = result;
     });

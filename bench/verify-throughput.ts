@@ -113,8 +113,12 @@ function perSecond(count: number, start: bigint): number {
   return count / (Number(process.hrtime.bigint() - start) / 1e9);
 }
 
-/** Measurement rounds per figure: the median is reported, so one noisy round (GC, a neighbour) does not decide it. */
-export const MEASUREMENT_ROUNDS = 3;
+/**
+ * Measurement rounds per figure: the median is reported, so one noisy round
+ * (GC, a neighbour) does not decide it. Five, not three: on this host one
+ * pair of rounds of the same code gave ratios from 1.39 to 1.91.
+ */
+export const MEASUREMENT_ROUNDS = 5;
 
 /** `clients` cut into `rounds` slices of equal size: each round's knocks come from clients no verifier has seen. */
 function slices<T>(items: readonly T[], rounds: number): T[][] {
