@@ -26,6 +26,8 @@ export interface NativeP256 {
   /** ECDSA-SHA256 over message by the key of either kind of verifier; false for a wrong or malformed signature, never throws for bad bytes. */
   verify(verifier: object, message: Uint8Array, signature: Uint8Array): boolean;
   hmacSha256(key: Uint8Array, data: Uint8Array): Buffer;
+  /** Whether the last tagLength (1..32) bytes of `bytes` begin HMAC-SHA256(key, the bytes before them); constant time, no allocation. */
+  hmacSha256TagMatches(key: Uint8Array, bytes: Uint8Array, tagLength: number): boolean;
   /** RFC 5869; length 1..8160. */
   hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Buffer;
   /** The plaintext, or null when the tag does not match; throws for a key, IV or tag of the wrong size. */
@@ -33,7 +35,7 @@ export interface NativeP256 {
   opensslVersion(): string;
 }
 
-const NATIVE_FUNCTIONS = ['createVerifier', 'createIssuerVerifier', 'createAgreement', 'derive', 'verify', 'hmacSha256', 'hkdfSha256', 'aes256GcmOpen', 'opensslVersion'] as const satisfies readonly (keyof NativeP256)[];
+const NATIVE_FUNCTIONS = ['createVerifier', 'createIssuerVerifier', 'createAgreement', 'derive', 'verify', 'hmacSha256', 'hmacSha256TagMatches', 'hkdfSha256', 'aes256GcmOpen', 'opensslVersion'] as const satisfies readonly (keyof NativeP256)[];
 
 export interface P256Engine {
   readonly native: NativeP256 | undefined;

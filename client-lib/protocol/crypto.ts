@@ -12,6 +12,7 @@ import {
   createHmac,
   hkdfSync,
   sign,
+  timingSafeEqual,
   verify,
   type KeyObject,
 } from 'node:crypto';
@@ -237,10 +238,24 @@ export function v2CipherKeys(sharedSecret: Buffer, certificateHash: Buffer, ephe
   return { key: okm.subarray(0, 32), iv: okm.subarray(32, 44) };
 }
 
+/** v2's mac1 ends every v2 datagram: the first 16 bytes of HMAC-SHA256(mac1Key, what precedes it). */
+export const V2_MAC1_LENGTH = 16;
+
 /** v2 mac1: the first 16 bytes of HMAC-SHA256(mac1Key, data). */
 export function v2Mac1(mac1Key: Buffer, data: Uint8Array): Buffer {
   const mac = p256Engine.native?.hmacSha256(mac1Key, data) ?? createHmac('sha256', mac1Key).update(data).digest();
-  return mac.subarray(0, 16);
+  return mac.subarray(0, V2_MAC1_LENGTH);
+}
+
+/**
+ * Whether `packet` ends with the v2 mac1 of the bytes before it. On the
+ * native path nothing is allocated: this runs for every captured packet.
+ */
+export function v2Mac1Matches(mac1Key: Buffer, packet: Buffer): boolean {
+  const native = p256Engine.native;
+  if (native) return native.hmacSha256TagMatches(mac1Key, packet, V2_MAC1_LENGTH);
+  const dataLength = packet.length - V2_MAC1_LENGTH;
+  return timingSafeEqual(v2Mac1(mac1Key, packet.subarray(0, dataLength)), packet.subarray(dataLength));
 }
 
 /** AES-256-GCM with a 96-bit IV and 128-bit tag: the plaintext, or undefined when the tag does not match. */

@@ -7,7 +7,7 @@
  * cache, a binding to one server, up to 32 ports, NAT mode, and a cheap
  * mac1 pre-check so that junk costs an HMAC, not an ECDH.
  */
-import { createCipheriv, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { createCipheriv, randomBytes, type KeyObject } from 'node:crypto';
 import { isValidPort, samePort, type PortRequest, type TransportProtocol } from './ports.js';
 import { accept, reject, type Decoded } from './result.js';
 import {
@@ -15,6 +15,7 @@ import {
   P256_POINT_LENGTH,
   SIGNATURE_MAX_LENGTH,
   SIGNATURE_MIN_LENGTH,
+  V2_MAC1_LENGTH,
   agreeEphemeralKey,
   badKnockInput,
   isAllZero,
@@ -29,6 +30,7 @@ import {
   signKnock,
   v2CipherKeys,
   v2Mac1,
+  v2Mac1Matches,
   type KnockSigner,
   type OpenedKnock,
   type ServerContext,
@@ -42,7 +44,7 @@ export const V2_SUITE_P256_AES256GCM = 0x01;
 /** Magic, version, suite and ephemeral point: the GCM AAD and the start of the signed message. */
 export const V2_HEADER_LENGTH = 4 + P256_POINT_LENGTH;
 export const V2_TAG_LENGTH = 16;
-export const V2_MAC1_LENGTH = 16;
+export { V2_MAC1_LENGTH };
 /** Everything but the plaintext: header, GCM tag, mac1. */
 export const V2_OVERHEAD = V2_HEADER_LENGTH + V2_TAG_LENGTH + V2_MAC1_LENGTH;
 /** IPv6's minimum MTU (1280) less the IPv6 and UDP headers: never fragmented on any path. */
@@ -118,11 +120,8 @@ export function checkV2Envelope(packet: Buffer, mac1Key: Buffer): Extract<V2Deco
   if (!isV2(packet)) return reject('bad-magic');
   if (packet[2] !== V2_VERSION) return reject('unsupported-version', `version ${packet[2]}`);
   if (packet[3] !== V2_SUITE_P256_AES256GCM) return reject('unsupported-suite', `suite ${packet[3]}`);
-  const mac1Start = packet.length - V2_MAC1_LENGTH;
   // An HMAC costs ~1/50 of an ECDH: junk from anyone who lacks the server certificate stops here.
-  if (!timingSafeEqual(v2Mac1(mac1Key, packet.subarray(0, mac1Start)), packet.subarray(mac1Start))) {
-    return reject('bad-mac1');
-  }
+  if (!v2Mac1Matches(mac1Key, packet)) return reject('bad-mac1');
   return undefined;
 }
 

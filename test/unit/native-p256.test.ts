@@ -251,6 +251,23 @@ describe('native P-256 agrees with node:crypto', () => {
     expect(() => native.hkdfSha256(Buffer.alloc(1), Buffer.alloc(0), Buffer.alloc(0), 255 * 32 + 1)).toThrow(TypeError);
   });
 
+  it('checks a trailing HMAC-SHA256 tag as node:crypto computes it, and refuses any changed byte (seeded)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 100 }), fc.uint8Array({ maxLength: 1300 }), fc.integer({ min: 1, max: 32 }), fc.nat(), (key, data, tagLength, flipAt) => {
+        const tag = createHmac('sha256', key).update(data).digest().subarray(0, tagLength);
+        const bytes = Buffer.concat([data, tag]);
+        expect(native.hmacSha256TagMatches(key, bytes, tagLength)).toBe(true);
+        const changed = Buffer.from(bytes);
+        changed[flipAt % changed.length]! ^= 1 << flipAt % 8;
+        expect(native.hmacSha256TagMatches(key, changed, tagLength)).toBe(false);
+      }),
+      { seed: SEED, numRuns: 300 },
+    );
+    expect(() => native.hmacSha256TagMatches(Buffer.alloc(1), Buffer.alloc(40), 0)).toThrow(TypeError);
+    expect(() => native.hmacSha256TagMatches(Buffer.alloc(1), Buffer.alloc(40), 33)).toThrow(TypeError);
+    expect(() => native.hmacSha256TagMatches(Buffer.alloc(1), Buffer.alloc(8), 16)).toThrow(TypeError);
+  });
+
   it('opens AES-256-GCM as node seals it, and refuses any change to key, IV, AAD, ciphertext or tag (seeded)', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 1200 }), fc.uint8Array({ maxLength: 80 }), fc.nat(), (plaintext, aad, at) => {
@@ -359,10 +376,32 @@ describe('the switch to node:crypto', () => {
     }
   });
 
+  it('checks v2 mac1 the same way on both paths: a sealed knock passes, one changed byte fails', async () => {
+    const key = randomBytes(32);
+    const sealed = randomBytes(200);
+    const packet = Buffer.concat([sealed, createHmac('sha256', key).update(sealed).digest().subarray(0, 16)]);
+    const changed = Buffer.from(packet);
+    changed[150]! ^= 0x20;
+    const native = await import('../../client-lib/protocol/crypto.js');
+    vi.stubEnv('SKNOCK_NATIVE_P256', 'off');
+    vi.resetModules();
+    try {
+      const fallback = await import('../../client-lib/protocol/crypto.js');
+      for (const path of [native, fallback]) {
+        expect(path.v2Mac1Matches(key, packet)).toBe(true);
+        expect(path.v2Mac1Matches(key, changed)).toBe(false);
+        expect(path.v2Mac1Matches(randomBytes(32), packet)).toBe(false);
+      }
+    } finally {
+      vi.unstubAllEnvs();
+      vi.resetModules();
+    }
+  });
+
   it('an addon built from older sources (no createIssuerVerifier) falls back to node:crypto, and says what is missing', () => {
     const native = nativeP256();
     // The addon's functions are not enumerable: copy them by name, all but one.
-    const names = ['createVerifier', 'createAgreement', 'derive', 'verify', 'hmacSha256', 'hkdfSha256', 'aes256GcmOpen', 'opensslVersion'] as const;
+    const names = ['createVerifier', 'createAgreement', 'derive', 'verify', 'hmacSha256', 'hmacSha256TagMatches', 'hkdfSha256', 'aes256GcmOpen', 'opensslVersion'] as const;
     const outdated = Object.fromEntries(names.map((name) => [name, native[name]])) as Partial<NativeP256>;
     const engine = engineOf(outdated);
     expect(engine.native).toBeUndefined();
