@@ -115,8 +115,9 @@ function perSecond(count: number, start: bigint): number {
 
 /**
  * Measurement rounds per figure: the median is reported, so one noisy round
- * (GC, a neighbour) does not decide it. Five, not three: on this host one
- * pair of rounds of the same code gave ratios from 1.39 to 1.91.
+ * (GC, a neighbour) does not decide it. Five, not three: on this host four
+ * probe runs of the same code, each the median of three paired rounds, gave
+ * two-worker ratios from 1.39 to 1.91.
  */
 export const MEASUREMENT_ROUNDS = 5;
 

@@ -248,10 +248,12 @@ export function v2Mac1(mac1Key: Buffer, data: Uint8Array): Buffer {
 }
 
 /**
- * Whether `packet` ends with the v2 mac1 of the bytes before it. On the
- * native path nothing is allocated: this runs for every captured packet.
+ * Whether `packet` ends with the v2 mac1 of the bytes before it (false when
+ * it is shorter than one). On the native path nothing is allocated: this
+ * runs for every captured packet.
  */
 export function v2Mac1Matches(mac1Key: Buffer, packet: Buffer): boolean {
+  if (packet.length < V2_MAC1_LENGTH) return false;
   const native = p256Engine.native;
   if (native) return native.hmacSha256TagMatches(mac1Key, packet, V2_MAC1_LENGTH);
   const dataLength = packet.length - V2_MAC1_LENGTH;

@@ -391,6 +391,7 @@ describe('the switch to node:crypto', () => {
         expect(path.v2Mac1Matches(key, packet)).toBe(true);
         expect(path.v2Mac1Matches(key, changed)).toBe(false);
         expect(path.v2Mac1Matches(randomBytes(32), packet)).toBe(false);
+        expect(path.v2Mac1Matches(key, packet.subarray(0, 15))).toBe(false);
       }
     } finally {
       vi.unstubAllEnvs();
