@@ -27,9 +27,9 @@ interface Plan {
   readonly mode: 'quick' | 'full';
   /**
    * New clients measured, over MEASUREMENT_ROUNDS rounds. A round ends when
-   * the last batch is judged: with two workers one may idle meanwhile (up to
-   * a batch of 32, ≈ 10 ms), which was ≈ 5 % of a 500-knock round and is
-   * ≈ 2 % of a 900-knock one.
+   * the last batch is judged: with two workers one may idle meanwhile, up to
+   * a batch of 32 knocks (≈ 10 ms), out of ≈ 90 ms for a 500-knock round and
+   * ≈ 170 ms for a 900-knock one (estimated from the rates, not measured).
    */
   readonly clients: number;
   /** New-client knocks per verifier that compile its code before a measurement (distinct per measurement, so "new" stays new). */
