@@ -31,7 +31,14 @@ export interface BenchResults {
     readonly p99: number;
     readonly failed: number;
     /** The knocks just after the daemon started, before the measured ones. */
-    readonly cold: { readonly n: number; readonly first: number; readonly p50: number; readonly p99: number; readonly failed: number };
+    readonly cold: {
+      readonly n: number;
+      /** The first of them that opened the port (the very first knock unless it failed). */
+      readonly first: number;
+      readonly p50: number;
+      readonly p99: number;
+      readonly failed: number;
+    };
   };
   readonly flood: readonly FloodRun[];
   readonly grants: Record<string, unknown> & {
