@@ -2,26 +2,9 @@ import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import forge from 'node-forge';
 import { SknockError } from './errors.js';
+import type { Pkcs12Bundle, Pkcs12ErrorCode } from './pkcs12-bundle.js';
 
-export type Pkcs12ErrorCode =
-  | 'SKNOCK_FILE_NOT_FOUND'
-  | 'SKNOCK_PFX_MALFORMED'
-  | 'SKNOCK_PFX_BAD_PASSWORD'
-  | 'SKNOCK_PFX_NO_KEY'
-  | 'SKNOCK_PFX_NO_CERTIFICATE'
-  | 'SKNOCK_PFX_KEY_MISMATCH'
-  | 'SKNOCK_PFX_NOT_P256'
-  | 'SKNOCK_PFX_NO_CA';
-
-/** What a PKCS#12 bundle holds, as node:crypto objects ready for per-packet use. */
-export interface Pkcs12Bundle {
-  readonly privateKey: KeyObject;
-  /** The certificate that matches the private key. */
-  readonly certificate: X509Certificate;
-  readonly certificateDer: Buffer;
-  /** Every other certificate in the bundle (the CA, intermediates). */
-  readonly otherCertificates: readonly X509Certificate[];
-}
+export { caCertificatesOf, type Pkcs12Bundle, type Pkcs12ErrorCode } from './pkcs12-bundle.js';
 
 const keyBagTypes = [forge.pki.oids.pkcs8ShroudedKeyBag!, forge.pki.oids.keyBag!];
 
@@ -111,13 +94,4 @@ export function loadPkcs12File(file: string, password: string): Pkcs12Bundle {
     fail('SKNOCK_FILE_NOT_FOUND', `cannot read PKCS#12 file ${file}: ${(error as NodeJS.ErrnoException).code ?? error}`, error);
   }
   return loadPkcs12(bytes, password, file);
-}
-
-/** The CA certificates of a bundle; a server bundle without one cannot judge knocks. */
-export function caCertificatesOf(bundle: Pkcs12Bundle, label = 'PKCS#12 bundle'): X509Certificate[] {
-  const authorities = bundle.otherCertificates.filter((candidate) => candidate.ca);
-  if (authorities.length === 0) {
-    fail('SKNOCK_PFX_NO_CA', `${label} holds no CA certificate (basicConstraints CA:TRUE): add the CA that issues client certificates`);
-  }
-  return authorities;
 }

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SknockError } from '../client-lib/errors.js';
 import { p256Engine } from '../client-lib/native-p256.js';
-import { caCertificatesOf, loadPkcs12File } from '../client-lib/pkcs12.js';
+import { caCertificatesOf } from '../client-lib/pkcs12-bundle.js';
 import { createServerContext } from '../client-lib/protocol/index.js';
 import { buildCaptureFilter, decodeFrame, openCapture, type RingStatistics } from './capture/index.js';
 import { MEBIBYTE, type ServerConfig } from './config.js';
@@ -18,6 +18,7 @@ import { crlStatusFileFor, crlStatusRecord, openCrlStatusWriter } from './crl-st
 import { FirewallHelperClient, formatHelperArguments, type BackendOptions, type FirewallPolicy } from './firewall/index.js';
 import { GrantBatcher } from './grant-batcher.js';
 import type { Logger } from './log.js';
+import { loadPkcs12FileOffThread } from './pkcs12-off-thread.js';
 import { dropPrivileges, lookupUser } from './privileges.js';
 import { ReplayCache, ReplayJournal } from './replay-cache.js';
 import { planReload, reloadCaCertificates, rereadServerConfig } from './reload.js';
@@ -155,7 +156,7 @@ export async function startServer(
     throw new SknockError('SKNOCK_NOT_ROOT', 'sknock-server must start as root (it opens capture handles and the firewall, then drops privileges)');
   }
   const user = lookupUser(config.runtime.user);
-  const bundle = loadPkcs12File(config.identity.pfxFile, config.identity.pfxPassword);
+  const bundle = await loadPkcs12FileOffThread(config.identity.pfxFile, config.identity.pfxPassword);
   let caCertificates: readonly Buffer[] = caCertificatesOf(bundle, config.identity.pfxFile).map((certificate) => certificate.raw);
   // Checked here, so that a wrong key fails the start with its own error before any worker starts.
   const { mac1Key } = createServerContext(bundle.privateKey, bundle.certificateDer);
@@ -295,7 +296,7 @@ export async function startServer(
     try {
       const { config: next, warnings } = rereadServerConfig(config, overrides);
       const plan = planReload(config, next);
-      const authorities = reloadCaCertificates(plan.config, bundle.certificateDer);
+      const authorities = await reloadCaCertificates(plan.config, bundle.certificateDer);
       for (const warning of warnings) logger.warn('config-warning', { detail: warning });
       if (authorities.kind === 'kept') logger.info('reload-kept-ca-certificates', { detail: authorities.detail });
       else caCertificates = authorities.caCertificates;

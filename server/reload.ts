@@ -8,8 +8,9 @@
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { SknockError } from '../client-lib/errors.js';
-import { caCertificatesOf, loadPkcs12File } from '../client-lib/pkcs12.js';
+import { caCertificatesOf } from '../client-lib/pkcs12-bundle.js';
 import { describeConfig, parseServerConfig, type LoadedServerConfig, type ServerConfig } from './config.js';
+import { loadPkcs12FileOffThread } from './pkcs12-off-thread.js';
 
 /**
  * Keys a running daemon applies on SIGHUP; every other changed key waits for
@@ -90,14 +91,14 @@ export type CaReload = { readonly kind: 'reloaded'; readonly caCertificates: rea
  * at start stay. A bundle that now holds another server certificate is not
  * half-applied: its key is in use by the verifiers until a restart.
  */
-export function reloadCaCertificates(config: ServerConfig, serverCertificateDer: Buffer): CaReload {
+export async function reloadCaCertificates(config: ServerConfig, serverCertificateDer: Buffer): Promise<CaReload> {
   const file = config.identity.pfxFile;
   try {
     accessSync(file, constants.R_OK);
   } catch {
     return { kind: 'kept', detail: `${file} is not readable after the privilege drop: the CA certificates read at start stay in use (restart to reload them)` };
   }
-  const bundle = loadPkcs12File(file, config.identity.pfxPassword);
+  const bundle = await loadPkcs12FileOffThread(file, config.identity.pfxPassword);
   if (!bundle.certificateDer.equals(serverCertificateDer)) {
     throw new SknockError('SKNOCK_RELOAD_NEEDS_RESTART', `${file} now holds another server certificate: restart sknock-server to use it`);
   }

@@ -2,7 +2,7 @@
 /** sknock-server: run the daemon, check a configuration, or show the CRL state. */
 import { SknockError } from '../client-lib/errors.js';
 import { isEntryPoint } from '../client-lib/entry-point.js';
-import { caCertificatesOf, loadPkcs12File } from '../client-lib/pkcs12.js';
+import { caCertificatesOf } from '../client-lib/pkcs12-bundle.js';
 import { createServerContext } from '../client-lib/protocol/index.js';
 import { SERVER_USAGE, parseServerArgs } from './cli-args.js';
 import { describeConfig, loadServerConfig, type ServerConfig } from './config.js';
@@ -10,6 +10,7 @@ import { readCrlFile, type CrlFileState } from './crl-file.js';
 import { crlStatusFileFor, formatCrlStatus, readCrlStatus } from './crl-status.js';
 import { startServer, type RunningServer } from './daemon.js';
 import { createLogger } from './log.js';
+import { loadPkcs12FileOffThread } from './pkcs12-off-thread.js';
 import { lookupUser } from './privileges.js';
 
 interface Output {
@@ -18,8 +19,8 @@ interface Output {
 }
 
 /** Loads what the daemon would load at start, so check-config finds what start would trip on. */
-function checkTrustMaterial(config: ServerConfig): string[] {
-  const bundle = loadPkcs12File(config.identity.pfxFile, config.identity.pfxPassword);
+async function checkTrustMaterial(config: ServerConfig): Promise<string[]> {
+  const bundle = await loadPkcs12FileOffThread(config.identity.pfxFile, config.identity.pfxPassword);
   const authorities = caCertificatesOf(bundle, config.identity.pfxFile);
   createServerContext(bundle.privateKey, bundle.certificateDer);
   lookupUser(config.runtime.user);
@@ -34,7 +35,7 @@ function checkTrustMaterial(config: ServerConfig): string[] {
 async function crlReport(config: ServerConfig): Promise<string> {
   let fileState: CrlFileState | null = null;
   if (config.crl.file !== null) {
-    const bundle = loadPkcs12File(config.identity.pfxFile, config.identity.pfxPassword);
+    const bundle = await loadPkcs12FileOffThread(config.identity.pfxFile, config.identity.pfxPassword);
     const caCertificates = caCertificatesOf(bundle, config.identity.pfxFile).map((certificate) => certificate.raw);
     fileState = readCrlFile(config.crl.file, caCertificates);
   }
@@ -56,7 +57,7 @@ export async function runSknockServer(argv: readonly string[], output: Output): 
     }
     const { config, warnings } = loadServerConfig(args.configFile, args.overrides);
     if (args.command === 'check-config') {
-      const notes = checkTrustMaterial(config);
+      const notes = await checkTrustMaterial(config);
       output.stdout(`${describeConfig(config)}\n`);
       for (const warning of warnings) output.stderr(`warning: ${warning}\n`);
       output.stdout(`${notes.map((note) => `# ${note}`).join('\n')}\n# configuration OK (${args.configFile})\n`);
